@@ -1,0 +1,108 @@
+// A local OCI registry (Debian's `docker-registry`, CNCF distribution 2.8) on a free loopback
+// port with its own storage; optionally behind htpasswd basic auth. Used by `wasmlet dev` and the
+// tests.
+import { execFile } from "node:child_process";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { devclusterError } from "./errors.ts";
+import { ManagedProcess } from "./managed-process.ts";
+import { assertPortFree, freePort } from "./ports.ts";
+import { findExecutable } from "./tools.ts";
+
+const run = promisify(execFile);
+
+export interface RegistryOptions {
+  /** Directory for storage, config and log; a temp dir (removed on stop) when absent. */
+  dir?: string;
+  host?: string;
+  port?: number;
+  /** Require these credentials (htpasswd, bcrypt). */
+  basicAuth?: { username: string; password: string };
+  /** Delegate auth to a token server (the Docker Hub / GHCR flow). */
+  tokenAuth?: { realm: string; service: string; issuer: string; rootCertBundle: string };
+  readyTimeoutMs?: number;
+}
+
+export class LocalRegistry {
+  readonly host: string;
+  readonly port: number;
+  readonly dir: string;
+  #process: ManagedProcess;
+  #ownsDir: boolean;
+
+  private constructor(host: string, port: number, dir: string, ownsDir: boolean, process: ManagedProcess) {
+    this.host = host;
+    this.port = port;
+    this.dir = dir;
+    this.#ownsDir = ownsDir;
+    this.#process = process;
+  }
+
+  /** `host:port`, the registry part of image references. */
+  get address(): string {
+    return `${this.host}:${this.port}`;
+  }
+
+  get url(): string {
+    return `http://${this.address}`;
+  }
+
+  static async start(options: RegistryOptions = {}): Promise<LocalRegistry> {
+    const binary = await findExecutable("docker-registry", "apt-get install docker-registry");
+    const host = options.host ?? "127.0.0.1";
+    const port = options.port ?? (await freePort(host));
+    if (options.port !== undefined) await assertPortFree(host, port, "registry");
+    const ownsDir = options.dir === undefined;
+    const dir = options.dir ?? (await mkdtemp(join(tmpdir(), "wasmlet-registry-")));
+    await mkdir(join(dir, "storage"), { recursive: true });
+
+    const config = [
+      "version: 0.1",
+      "log: {level: warn}",
+      "storage:",
+      `  filesystem: {rootdirectory: ${JSON.stringify(join(dir, "storage"))}}`,
+      "  delete: {enabled: true}",
+      `http: {addr: "${host}:${port}"}`,
+    ];
+    if (options.basicAuth) {
+      const htpasswd = await findExecutable("htpasswd", "apt-get install apache2-utils");
+      const { stdout } = await run(htpasswd, ["-Bbn", options.basicAuth.username, options.basicAuth.password]);
+      await writeFile(join(dir, "htpasswd"), stdout);
+      config.push(`auth: {htpasswd: {realm: wasmlet-test, path: ${JSON.stringify(join(dir, "htpasswd"))}}}`);
+    } else if (options.tokenAuth) {
+      const t = options.tokenAuth;
+      config.push(
+        `auth: {token: {realm: ${JSON.stringify(t.realm)}, service: ${JSON.stringify(t.service)}, issuer: ${JSON.stringify(t.issuer)}, rootcertbundle: ${JSON.stringify(t.rootCertBundle)}}}`,
+      );
+    }
+    const configFile = join(dir, "config.yml");
+    await writeFile(configFile, `${config.join("\n")}\n`);
+
+    const child = new ManagedProcess({
+      name: "docker-registry",
+      command: binary,
+      args: ["serve", configFile],
+      logFile: join(dir, "registry.log"),
+    });
+    const registry = new LocalRegistry(host, port, dir, ownsDir, child);
+    try {
+      await child.waitUntil(async () => {
+        const response = await fetch(`${registry.url}/v2/`);
+        await response.body?.cancel();
+        return response.status === 200 || response.status === 401;
+      }, options.readyTimeoutMs ?? 15_000);
+    } catch (error) {
+      await registry.stop();
+      throw error;
+    }
+    return registry;
+  }
+
+  async stop(): Promise<void> {
+    await this.#process.stop();
+    if (this.#ownsDir) await rm(this.dir, { recursive: true, force: true });
+  }
+}
+

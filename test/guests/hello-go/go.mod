@@ -1,0 +1,3 @@
+module wasmlet.test/hello-go
+
+go 1.24
