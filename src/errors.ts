@@ -41,12 +41,16 @@ const registry = new Map<string, ErrorDefinition>();
  */
 export function defineErrors<const T extends Record<string, ErrorDefinition>>(definitions: T) {
   for (const [code, definition] of Object.entries(definitions)) {
-    if (!code.startsWith("WASMLET_ERR_")) throw new Error(`error code ${code} must start with WASMLET_ERR_`);
+    if (!code.startsWith("WASMLET_ERR_"))
+      throw new Error(`error code ${code} must start with WASMLET_ERR_`);
     if (registry.has(code)) throw new Error(`error code ${code} is defined twice`);
     registry.set(code, definition);
   }
   return (code: keyof T & string, message: string, options: ErrorOptions = {}): WasmletError =>
-    new WasmletError(code, message, { hint: options.hint ?? definitions[code]?.hint, cause: options.cause });
+    new WasmletError(code, message, {
+      hint: options.hint ?? definitions[code]?.hint,
+      cause: options.cause,
+    });
 }
 
 export function registeredErrors(): ReadonlyMap<string, ErrorDefinition> {

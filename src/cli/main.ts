@@ -14,7 +14,9 @@ const commands: Record<string, Command> = {
     summary: "print wasmlet's version",
     load: async () => ({
       main: async () => {
-        console.log(`wasmlet ${VERSION} (node ${process.versions.node}, WASI preview1 via node:wasi)`);
+        console.log(
+          `wasmlet ${VERSION} (node ${process.versions.node}, WASI preview1 via node:wasi)`,
+        );
         return 0;
       },
     }),
@@ -23,7 +25,9 @@ const commands: Record<string, Command> = {
 
 export function usage(): string {
   const width = Math.max(...Object.keys(commands).map((name) => name.length));
-  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  const lines = Object.entries(commands).map(
+    ([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`,
+  );
   return [
     "wasmlet — a Kubernetes node that runs WebAssembly",
     "",

@@ -2,7 +2,8 @@ import { defineErrors } from "../errors.ts";
 
 export const devclusterError = defineErrors({
   WASMLET_ERR_TOOL_MISSING: {
-    description: "A program the local cluster needs (go, docker-registry, htpasswd) is not installed.",
+    description:
+      "A program the local cluster needs (go, docker-registry, htpasswd) is not installed.",
   },
   WASMLET_ERR_BUILD_FAILED: {
     description: "Building a control-plane binary from the Go module proxy failed.",

@@ -25,7 +25,10 @@ export function assertPortFree(host: string, port: number, owner: string): Promi
     server.once("error", (error: NodeJS.ErrnoException) => {
       reject(
         error.code === "EADDRINUSE"
-          ? devclusterError("WASMLET_ERR_PORT_IN_USE", `${owner}: port ${host}:${port} is already in use`)
+          ? devclusterError(
+              "WASMLET_ERR_PORT_IN_USE",
+              `${owner}: port ${host}:${port} is already in use`,
+            )
           : error,
       );
     });

@@ -6,7 +6,6 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { devclusterError } from "./errors.ts";
 import { ManagedProcess } from "./managed-process.ts";
 import { assertPortFree, freePort } from "./ports.ts";
 import { findExecutable } from "./tools.ts";
@@ -32,7 +31,13 @@ export class LocalRegistry {
   #process: ManagedProcess;
   #ownsDir: boolean;
 
-  private constructor(host: string, port: number, dir: string, ownsDir: boolean, process: ManagedProcess) {
+  private constructor(
+    host: string,
+    port: number,
+    dir: string,
+    ownsDir: boolean,
+    process: ManagedProcess,
+  ) {
     this.host = host;
     this.port = port;
     this.dir = dir;
@@ -68,9 +73,15 @@ export class LocalRegistry {
     ];
     if (options.basicAuth) {
       const htpasswd = await findExecutable("htpasswd", "apt-get install apache2-utils");
-      const { stdout } = await run(htpasswd, ["-Bbn", options.basicAuth.username, options.basicAuth.password]);
+      const { stdout } = await run(htpasswd, [
+        "-Bbn",
+        options.basicAuth.username,
+        options.basicAuth.password,
+      ]);
       await writeFile(join(dir, "htpasswd"), stdout);
-      config.push(`auth: {htpasswd: {realm: wasmlet-test, path: ${JSON.stringify(join(dir, "htpasswd"))}}}`);
+      config.push(
+        `auth: {htpasswd: {realm: wasmlet-test, path: ${JSON.stringify(join(dir, "htpasswd"))}}}`,
+      );
     } else if (options.tokenAuth) {
       const t = options.tokenAuth;
       config.push(
@@ -105,4 +116,3 @@ export class LocalRegistry {
     if (this.#ownsDir) await rm(this.dir, { recursive: true, force: true });
   }
 }
-

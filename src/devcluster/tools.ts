@@ -7,7 +7,13 @@ export async function findExecutable(name: string, installHint: string): Promise
   for (const dir of (process.env.PATH ?? "").split(delimiter)) {
     if (!dir) continue;
     const candidate = join(dir, name);
-    if (await access(candidate, constants.X_OK).then(() => true, () => false)) return candidate;
+    if (
+      await access(candidate, constants.X_OK).then(
+        () => true,
+        () => false,
+      )
+    )
+      return candidate;
   }
   throw devclusterError("WASMLET_ERR_TOOL_MISSING", `${name} is not installed or not on PATH`, {
     hint: installHint,

@@ -1,16 +1,7 @@
 // Just enough of the WebAssembly binary format for wasmlet: tell modules from components and
 // from things that are not wasm, and rewrite a module's memory limits (the memory cap) without
 // compiling it. Pure functions over bytes; no Kubernetes, no runtime.
-import { defineErrors } from "../errors.ts";
-
-export const wasmError = defineErrors({
-  WASMLET_ERR_NOT_WASM: { description: "The bytes are not a WebAssembly binary (bad magic)." },
-  WASMLET_ERR_WASM_COMPONENT: {
-    description: "The binary is a WebAssembly component; wasmlet runs core modules (WASI preview1).",
-    hint: "build for wasm32-wasip1 (a core module), not a component",
-  },
-  WASMLET_ERR_WASM_MALFORMED: { description: "The WebAssembly binary is truncated or malformed." },
-});
+import { wasmError } from "./errors.ts";
 
 const MAGIC = [0x00, 0x61, 0x73, 0x6d];
 const SECTION_IMPORT = 2;
@@ -46,7 +37,8 @@ class Reader {
     this.offset = offset;
   }
   byte(): number {
-    if (this.offset >= this.bytes.length) throw wasmError("WASMLET_ERR_WASM_MALFORMED", "unexpected end of wasm binary");
+    if (this.offset >= this.bytes.length)
+      throw wasmError("WASMLET_ERR_WASM_MALFORMED", "unexpected end of wasm binary");
     return this.bytes[this.offset++]!;
   }
   u32(): number {
@@ -67,7 +59,8 @@ class Reader {
     return new TextDecoder().decode(this.bytes.subarray(start, start + length));
   }
   skip(n: number): void {
-    if (this.offset + n > this.bytes.length) throw wasmError("WASMLET_ERR_WASM_MALFORMED", "unexpected end of wasm binary");
+    if (this.offset + n > this.bytes.length)
+      throw wasmError("WASMLET_ERR_WASM_MALFORMED", "unexpected end of wasm binary");
     this.offset += n;
   }
   limits(): { flags: number; min: number; max: number | undefined } {
@@ -110,7 +103,10 @@ interface Section {
 function sections(bytes: Uint8Array): Section[] {
   if (wasmKind(bytes) !== "module") {
     throw wasmKind(bytes) === "component"
-      ? wasmError("WASMLET_ERR_WASM_COMPONENT", "this is a WebAssembly component, not a core module")
+      ? wasmError(
+          "WASMLET_ERR_WASM_COMPONENT",
+          "this is a WebAssembly component, not a core module",
+        )
       : wasmError("WASMLET_ERR_NOT_WASM", "not a WebAssembly binary");
   }
   const reader = new Reader(bytes, 8);
@@ -181,18 +177,26 @@ export function memoryLimits(bytes: Uint8Array): MemoryLimits | undefined {
  * that). A module whose declared maximum is already lower keeps it. Modules without memory are
  * returned unchanged.
  */
-export function withMemoryMaximum(bytes: Uint8Array, maxBytes: number): Uint8Array {
+export function withMemoryMaximum(
+  bytes: Uint8Array<ArrayBuffer>,
+  maxBytes: number,
+): Uint8Array<ArrayBuffer> {
   const span = findMemoryLimits(bytes);
   if (!span || span.flags & 0x04) return bytes;
   const wantedPages = Math.min(MAX_PAGES_32, Math.floor(maxBytes / WASM_PAGE_BYTES));
-  const pages = Math.max(span.min, span.max === undefined ? wantedPages : Math.min(span.max, wantedPages));
+  const pages = Math.max(
+    span.min,
+    span.max === undefined ? wantedPages : Math.min(span.max, wantedPages),
+  );
   if (span.max === pages) return bytes;
   const limits = [span.flags | 0x01, ...encodeU32(span.min), ...encodeU32(pages)];
   const section = sections(bytes).find((s) => s.start < span.start && span.end <= s.end)!;
   const oldContentSize = section.end - section.contentStart;
   const newContentSize = oldContentSize - (span.end - span.start) + limits.length;
   const header = [section.id, ...encodeU32(newContentSize)];
-  const out = new Uint8Array(bytes.length - (section.end - section.start) + header.length + newContentSize);
+  const out = new Uint8Array(
+    bytes.length - (section.end - section.start) + header.length + newContentSize,
+  );
   let o = 0;
   out.set(bytes.subarray(0, section.start), o);
   o += section.start;

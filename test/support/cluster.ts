@@ -2,8 +2,8 @@
 // test/e2e/global-setup.ts and described to every test file through WASMLET_TEST_CLUSTER (the
 // path of a JSON file). Each test works in a namespace of its own.
 import { execFile } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 
 export interface TestCluster {
   /** Admin kubeconfig (cluster-admin client certificate). */
@@ -62,16 +62,32 @@ export function kubectl(
 }
 
 /** Like kubectl() but throws with kubectl's stderr when it fails. */
-export async function kubectlOk(args: string[], options: Parameters<typeof kubectl>[1] = {}): Promise<string> {
+export async function kubectlOk(
+  args: string[],
+  options: Parameters<typeof kubectl>[1] = {},
+): Promise<string> {
   const result = await kubectl(args, options);
-  if (result.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed (${result.code}): ${result.stderr}`);
+  if (result.code !== 0)
+    throw new Error(`kubectl ${args.join(" ")} failed (${result.code}): ${result.stderr}`);
   return result.stdout;
 }
 
-/** Creates a fresh namespace; the returned function deletes it (without waiting). */
-export async function createNamespace(prefix = "e2e"): Promise<{ name: string; remove: () => Promise<void> }> {
+/**
+ * Creates a fresh namespace and waits until pods can be created in it (they are refused until its
+ * default ServiceAccount exists); the returned function deletes it (without waiting).
+ */
+export async function createNamespace(
+  prefix = "e2e",
+): Promise<{ name: string; remove: () => Promise<void> }> {
   const name = `${prefix}-${randomBytes(3).toString("hex")}`;
   await kubectlOk(["create", "namespace", name]);
+  await eventually(
+    async () =>
+      (await kubectl(["-n", name, "run", "admission-probe", "--image=probe", "--restart=Never"]))
+        .code === 0,
+    `pods to be admitted in namespace ${name}`,
+  );
+  await kubectlOk(["-n", name, "delete", "pod", "admission-probe", "--grace-period=0", "--force"]);
   return {
     name,
     remove: async () => {
@@ -81,7 +97,12 @@ export async function createNamespace(prefix = "e2e"): Promise<{ name: string; r
 }
 
 /** Polls `probe` until it returns a truthy value or `timeoutMs` passes (then throws with `what`). */
-export async function eventually<T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 30_000, intervalMs = 100): Promise<T> {
+export async function eventually<T>(
+  probe: () => Promise<T | undefined | false>,
+  what: string,
+  timeoutMs = 30_000,
+  intervalMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
@@ -93,5 +114,7 @@ export async function eventually<T>(probe: () => Promise<T | undefined | false>,
     }
     await new Promise((r) => setTimeout(r, intervalMs));
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${lastError}` : ""}`);
+  throw new Error(
+    `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${lastError}` : ""}`,
+  );
 }

@@ -50,7 +50,13 @@ async function build(name: GuestName): Promise<string> {
   const { hash, isGo } = await sourceHash(name);
   const dir = cacheDir();
   const out = join(dir, `${name}-${hash}.wasm`);
-  if (await stat(out).then(() => true, () => false)) return out;
+  if (
+    await stat(out).then(
+      () => true,
+      () => false,
+    )
+  )
+    return out;
   await mkdir(dir, { recursive: true });
   const tmp = `${out}.${process.pid}.tmp`;
   try {
@@ -63,8 +69,12 @@ async function build(name: GuestName): Promise<string> {
       await run("clang", ["--target=wasm32-wasi", "-O2", "-o", tmp, join(guestsDir, `${name}.c`)]);
     }
   } catch (error) {
-    const tool = isGo ? "go (GOOS=wasip1)" : "clang with wasi-libc (apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32)";
-    throw new Error(`building test guest ${name} with ${tool} failed: ${(error as { stderr?: string }).stderr ?? error}`);
+    const tool = isGo
+      ? "go (GOOS=wasip1)"
+      : "clang with wasi-libc (apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32)";
+    throw new Error(
+      `building test guest ${name} with ${tool} failed: ${(error as { stderr?: string }).stderr ?? error}`,
+    );
   }
   await rename(tmp, out);
   return out;

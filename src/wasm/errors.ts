@@ -1,0 +1,11 @@
+import { defineErrors } from "../errors.ts";
+
+export const wasmError = defineErrors({
+  WASMLET_ERR_NOT_WASM: { description: "The bytes are not a WebAssembly binary (bad magic)." },
+  WASMLET_ERR_WASM_COMPONENT: {
+    description:
+      "The binary is a WebAssembly component; wasmlet runs core modules (WASI preview1).",
+    hint: "build for wasm32-wasip1 (a core module), not a component",
+  },
+  WASMLET_ERR_WASM_MALFORMED: { description: "The WebAssembly binary is truncated or malformed." },
+});
