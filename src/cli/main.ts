@@ -10,6 +10,15 @@ export interface Command {
 }
 
 const commands: Record<string, Command> = {
+  push: {
+    summary: "publish a .wasm file as a CNCF wasm artifact",
+    load: () => import("./push.ts"),
+  },
+  pull: { summary: "pull an image into wasmlet's content store", load: () => import("./pull.ts") },
+  inspect: {
+    summary: "show an image's format, digest, entrypoint and imports",
+    load: () => import("./inspect.ts"),
+  },
   version: {
     summary: "print wasmlet's version",
     load: async () => ({

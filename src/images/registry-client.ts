@@ -1,0 +1,627 @@
+// A small OCI distribution client over the built-in `fetch`.
+//
+// - Auth is challenge-driven: a request goes out with whatever auth is known for its endpoint and
+//   scope; a 401 brings a `WWW-Authenticate` challenge, answered with Basic credentials or a
+//   bearer token from the challenge's realm (anonymous, with credentials, or with an identity
+//   token), then the request is replayed. Candidate credentials are tried in order.
+// - Bearer tokens are cached per endpoint, scope and credential until shortly before they expire.
+// - Connection errors, 429 and 5xx (but 501) are retried with exponential backoff and jitter.
+// - Loopback registries and those configured as plain HTTP are reached over http.
+// - Reads (manifests, blobs) go to the configured mirrors first, then to the registry itself.
+import { createHash, randomBytes } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { RegistryCredential } from "./credentials.ts";
+import { imageError } from "./errors.ts";
+import { MANIFEST_ACCEPT } from "./manifest.ts";
+import { isLoopbackRegistry, registryHost } from "./reference.ts";
+import { type Challenge, parseChallenges } from "./www-authenticate.ts";
+
+export interface RegistryClientOptions {
+  /** Registries (`host[:port]` as in references) reached over plain HTTP. Loopback ones always are. */
+  plainHttp?: Iterable<string>;
+  /** Mirrors per registry: `{"docker.io": ["http://127.0.0.1:5001"]}`, tried before the registry for reads. */
+  mirrors?: Record<string, readonly string[]>;
+  /** Retries after the first attempt for connection errors, 429 and 5xx. Default 4. */
+  retries?: number;
+  /** First backoff delay; doubles each retry (with jitter). Default 200 ms. */
+  retryBaseMs?: number;
+  /** Largest backoff delay, also the cap on Retry-After. Default 10 s. */
+  retryMaxMs?: number;
+  userAgent?: string;
+  /** The fetch to use (tests). Default: the global fetch. */
+  fetch?: typeof fetch;
+}
+
+export interface Endpoint {
+  /** `http://127.0.0.1:5000` */
+  base: string;
+  /** Host part, the key of the auth caches. */
+  host: string;
+  mirror: boolean;
+}
+
+export interface ManifestResult {
+  bytes: Buffer;
+  digest: string;
+  mediaType: string | undefined;
+}
+
+export interface BlobResponse {
+  body: ReadableStream<Uint8Array>;
+  /** Content-Length when the registry sent one. */
+  length: number | undefined;
+  endpoint: Endpoint;
+}
+
+type BodyFactory = () => BodyInit;
+
+interface TokenEntry {
+  token: string;
+  expiresAt: number;
+}
+
+const RETRY_STATUS = new Set([429, 500, 502, 503, 504]);
+const MAX_ERROR_BODY = 64 * 1024;
+
+export function sha256Digest(bytes: Uint8Array): string {
+  return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+}
+
+/** Reads a response body into memory, failing once it exceeds `max` bytes. */
+export async function readLimited(response: Response, max: number, what: string): Promise<Buffer> {
+  const declared = Number(response.headers.get("content-length") ?? Number.NaN);
+  if (declared > max) {
+    await response.body?.cancel();
+    throw imageError(
+      "WASMLET_ERR_IMAGE_TOO_LARGE",
+      `${what} is ${declared} bytes, more than the limit of ${max}`,
+    );
+  }
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = response.body?.getReader();
+  if (reader) {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.length;
+      if (total > max) {
+        await reader.cancel().catch(() => {});
+        throw imageError(
+          "WASMLET_ERR_IMAGE_TOO_LARGE",
+          `${what} is more than the limit of ${max} bytes`,
+        );
+      }
+      chunks.push(value);
+    }
+  }
+  return Buffer.concat(chunks);
+}
+
+async function errorDetail(response: Response): Promise<string> {
+  const text = (
+    await readLimited(response, MAX_ERROR_BODY, "error body").catch(() => Buffer.alloc(0))
+  ).toString();
+  try {
+    const json = JSON.parse(text) as { errors?: { code?: string; message?: string }[] };
+    const first = json.errors?.[0];
+    if (first) return [first.code, first.message].filter(Boolean).join(": ");
+  } catch {
+    // not JSON: fall through
+  }
+  return text.trim().slice(0, 200);
+}
+
+function credentialKey(credential: RegistryCredential | undefined): string {
+  if (!credential) return "anonymous";
+  return createHash("sha256")
+    .update(
+      JSON.stringify([
+        credential.username,
+        credential.password,
+        credential.identityToken,
+        credential.registryToken,
+      ]),
+    )
+    .digest("hex")
+    .slice(0, 16);
+}
+
+function describeCredential(credential: RegistryCredential | undefined): string {
+  if (!credential) return "anonymously";
+  if (credential.username) return `as "${credential.username}" (from ${credential.source})`;
+  return `with a token (from ${credential.source})`;
+}
+
+export class RegistryClient {
+  readonly #plainHttp: Set<string>;
+  readonly #mirrors: Map<string, readonly string[]>;
+  readonly #retries: number;
+  readonly #retryBaseMs: number;
+  readonly #retryMaxMs: number;
+  readonly #userAgent: string;
+  readonly #fetch: typeof fetch;
+  readonly #tokens = new Map<string, TokenEntry>();
+  /** Last challenge seen per endpoint host, so later requests authenticate up front. */
+  readonly #challenges = new Map<string, Challenge>();
+
+  constructor(options: RegistryClientOptions = {}) {
+    this.#plainHttp = new Set(options.plainHttp ?? []);
+    this.#mirrors = new Map(Object.entries(options.mirrors ?? {}));
+    this.#retries = options.retries ?? 4;
+    this.#retryBaseMs = options.retryBaseMs ?? 200;
+    this.#retryMaxMs = options.retryMaxMs ?? 10_000;
+    this.#userAgent = options.userAgent ?? "wasmlet";
+    this.#fetch = options.fetch ?? fetch;
+  }
+
+  /** The registry's own endpoint (http for loopback and configured plain-HTTP registries). */
+  endpoint(registry: string): Endpoint {
+    const host = registryHost(registry);
+    const scheme =
+      this.#plainHttp.has(registry) || this.#plainHttp.has(host) || isLoopbackRegistry(registry)
+        ? "http"
+        : "https";
+    return { base: `${scheme}://${host}`, host, mirror: false };
+  }
+
+  /** Mirrors first, then the registry. */
+  readEndpoints(registry: string): Endpoint[] {
+    const mirrors = (this.#mirrors.get(registry) ?? []).map((url) => {
+      const base = url.replace(/\/+$/, "").replace(/\/v2$/, "");
+      return { base, host: new URL(base).host, mirror: true };
+    });
+    return [...mirrors, this.endpoint(registry)];
+  }
+
+  /** A handle on one repository with the credentials to try, in order. */
+  repository(
+    registry: string,
+    repository: string,
+    credentials: readonly RegistryCredential[] = [],
+  ): Repository {
+    return new Repository(this, registry, repository, credentials);
+  }
+
+  /** fetch with retries on connection errors, 429 and 5xx (but 501). */
+  async fetchWithRetry(
+    url: string,
+    init: RequestInit,
+    body: BodyFactory | undefined,
+    registry: string,
+  ): Promise<Response> {
+    for (let attempt = 0; ; attempt++) {
+      let response: Response | undefined;
+      let failure: unknown;
+      try {
+        const requestInit: RequestInit = {
+          ...init,
+          headers: { "user-agent": this.#userAgent, ...(init.headers as Record<string, string>) },
+        };
+        if (body) {
+          requestInit.body = body();
+          (requestInit as { duplex?: string }).duplex = "half";
+        }
+        response = await this.#fetch(url, requestInit);
+      } catch (error) {
+        failure = error;
+      }
+      if (response && !RETRY_STATUS.has(response.status)) return response;
+      if (attempt >= this.#retries) {
+        if (response) return response;
+        const cause = (failure as { cause?: { code?: string; message?: string } })?.cause;
+        const why = cause?.code ?? cause?.message ?? (failure as Error)?.message ?? String(failure);
+        throw imageError(
+          "WASMLET_ERR_IMAGE_REGISTRY_UNAVAILABLE",
+          `registry ${registry} is unreachable (${why}) after ${attempt + 1} attempts: ${init.method ?? "GET"} ${url}`,
+          { cause: failure },
+        );
+      }
+      let delay =
+        Math.min(this.#retryMaxMs, this.#retryBaseMs * 2 ** attempt) * (0.5 + Math.random() / 2);
+      const retryAfter = Number(response?.headers.get("retry-after"));
+      if (Number.isFinite(retryAfter) && retryAfter >= 0)
+        delay = Math.min(this.#retryMaxMs, retryAfter * 1000);
+      await response?.body?.cancel().catch(() => {});
+      await sleep(delay);
+    }
+  }
+
+  cachedAuthorization(
+    endpoint: Endpoint,
+    scope: string,
+    credential: RegistryCredential | undefined,
+  ): string | undefined {
+    const challenge = this.#challenges.get(endpoint.host);
+    if (!challenge) return undefined;
+    if (challenge.scheme === "basic") return basicHeader(credential);
+    if (challenge.scheme === "bearer") {
+      if (credential?.registryToken) return `Bearer ${credential.registryToken}`;
+      const entry = this.#tokens.get(tokenCacheKey(endpoint, scope, credential));
+      if (entry && entry.expiresAt > Date.now()) return `Bearer ${entry.token}`;
+    }
+    return undefined;
+  }
+
+  rememberChallenge(endpoint: Endpoint, challenge: Challenge): void {
+    this.#challenges.set(endpoint.host, challenge);
+  }
+
+  /**
+   * Answers a challenge for `scope` with `credential`: a Basic header, or a bearer token from the
+   * realm. Resolves to undefined when the credential is refused (so the next one can be tried).
+   */
+  async authorize(
+    registry: string,
+    endpoint: Endpoint,
+    challenge: Challenge,
+    scope: string,
+    credential: RegistryCredential | undefined,
+  ): Promise<string | undefined> {
+    if (challenge.scheme === "basic") {
+      if (!credential?.username || credential.password === undefined) return undefined;
+      return basicHeader(credential);
+    }
+    if (challenge.scheme !== "bearer") {
+      throw imageError(
+        "WASMLET_ERR_IMAGE_AUTH_FAILED",
+        `registry ${registry} asks for "${challenge.scheme}" authentication, which wasmlet does not support`,
+      );
+    }
+    if (credential?.registryToken) return `Bearer ${credential.registryToken}`;
+    const realm = challenge.params.realm;
+    if (!realm)
+      throw imageError(
+        "WASMLET_ERR_IMAGE_AUTH_FAILED",
+        `registry ${registry} sent a bearer challenge without a realm`,
+      );
+    const key = tokenCacheKey(endpoint, scope, credential);
+    const cached = this.#tokens.get(key);
+    if (cached && cached.expiresAt > Date.now()) return `Bearer ${cached.token}`;
+    const url = new URL(realm, endpoint.base);
+    const service = challenge.params.service;
+    let response: Response;
+    if (credential?.identityToken) {
+      const form = new URLSearchParams({
+        grant_type: "refresh_token",
+        refresh_token: credential.identityToken,
+        client_id: "wasmlet",
+      });
+      if (service) form.set("service", service);
+      form.set("scope", scope);
+      response = await this.fetchWithRetry(
+        url.href,
+        { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" } },
+        () => form.toString(),
+        registry,
+      );
+    } else {
+      if (service) url.searchParams.set("service", service);
+      url.searchParams.append("scope", scope);
+      const headers: Record<string, string> = {};
+      if (credential?.username && credential.password !== undefined) {
+        url.searchParams.set("account", credential.username);
+        headers.authorization = basicHeader(credential)!;
+      }
+      response = await this.fetchWithRetry(
+        url.href,
+        { method: "GET", headers },
+        undefined,
+        registry,
+      );
+    }
+    if (response.status === 401 || response.status === 403) {
+      await response.body?.cancel();
+      return undefined;
+    }
+    if (!response.ok) {
+      throw imageError(
+        "WASMLET_ERR_IMAGE_AUTH_FAILED",
+        `registry ${registry}: token server ${url.origin} answered ${response.status} (${await errorDetail(response)})`,
+      );
+    }
+    const json = JSON.parse(
+      (await readLimited(response, 1024 * 1024, "token response")).toString(),
+    ) as {
+      token?: string;
+      access_token?: string;
+      expires_in?: number;
+    };
+    const token = json.token ?? json.access_token;
+    if (!token)
+      throw imageError(
+        "WASMLET_ERR_IMAGE_AUTH_FAILED",
+        `registry ${registry}: token server ${url.origin} sent no token`,
+      );
+    const lifetime = Math.max(json.expires_in ?? 60, 10) * 1000;
+    this.#tokens.set(key, {
+      token,
+      expiresAt: Date.now() + lifetime - Math.min(10_000, lifetime / 4),
+    });
+    return `Bearer ${token}`;
+  }
+}
+
+function basicHeader(credential: RegistryCredential | undefined): string | undefined {
+  if (!credential?.username || credential.password === undefined) return undefined;
+  return `Basic ${Buffer.from(`${credential.username}:${credential.password}`).toString("base64")}`;
+}
+
+function tokenCacheKey(
+  endpoint: Endpoint,
+  scope: string,
+  credential: RegistryCredential | undefined,
+): string {
+  return `${endpoint.host}|${scope}|${credentialKey(credential)}`;
+}
+
+export interface RequestOptions {
+  method: string;
+  /** Path after `/v2/<repository>/`, or a full URL (upload locations). */
+  path: string;
+  headers?: Record<string, string>;
+  body?: BodyFactory;
+  /** `pull` or `pull,push`. */
+  actions: string;
+}
+
+/** One repository on one registry, with the credentials to try in order. */
+export class Repository {
+  readonly client: RegistryClient;
+  readonly registry: string;
+  readonly name: string;
+  readonly #credentials: readonly (RegistryCredential | undefined)[];
+  /** Index of the credential that worked (or is being tried). */
+  #credentialIndex = 0;
+
+  constructor(
+    client: RegistryClient,
+    registry: string,
+    name: string,
+    credentials: readonly RegistryCredential[],
+  ) {
+    this.client = client;
+    this.registry = registry;
+    this.name = name;
+    this.#credentials = credentials.length > 0 ? credentials : [undefined];
+  }
+
+  /** Sends a request to one endpoint, answering auth challenges; the response is never a 401. */
+  async request(endpoint: Endpoint, options: RequestOptions): Promise<Response> {
+    const url = /^https?:\/\//.test(options.path)
+      ? options.path
+      : `${endpoint.base}/v2/${this.name}/${options.path}`;
+    const scope = `repository:${this.name}:${options.actions}`;
+    let authorization = this.client.cachedAuthorization(
+      endpoint,
+      scope,
+      this.#credentials[this.#credentialIndex],
+    );
+    let challenged = false;
+    for (;;) {
+      const headers: Record<string, string> = { ...options.headers };
+      if (authorization) headers.authorization = authorization;
+      const response = await this.client.fetchWithRetry(
+        url,
+        { method: options.method, headers },
+        options.body,
+        this.registry,
+      );
+      if (response.status !== 401) return response;
+      const detail = await errorDetail(response);
+      const challenge = parseChallenges(response.headers.get("www-authenticate")).find(
+        (c) => c.scheme === "bearer" || c.scheme === "basic",
+      );
+      if (!challenge) {
+        throw imageError(
+          "WASMLET_ERR_IMAGE_AUTH_FAILED",
+          `registry ${this.registry} refused ${this.name} (401 ${detail}) without a usable challenge`,
+        );
+      }
+      this.client.rememberChallenge(endpoint, challenge);
+      // A 401 after we answered a challenge means this credential is not good enough: next one.
+      if (challenged || authorization !== undefined) this.#credentialIndex++;
+      challenged = true;
+      authorization = undefined;
+      while (this.#credentialIndex < this.#credentials.length) {
+        authorization = await this.client.authorize(
+          this.registry,
+          endpoint,
+          challenge,
+          scope,
+          this.#credentials[this.#credentialIndex],
+        );
+        if (authorization) break;
+        if (this.#credentials[this.#credentialIndex] === undefined && challenge.scheme === "basic")
+          break;
+        this.#credentialIndex++;
+      }
+      if (!authorization) {
+        const tried = this.#credentials.map(describeCredential).join(", ");
+        const anonymous = this.#credentials.length === 1 && this.#credentials[0] === undefined;
+        this.#credentialIndex = 0;
+        throw imageError(
+          "WASMLET_ERR_IMAGE_AUTH_FAILED",
+          anonymous
+            ? `registry ${this.registry} requires authentication for ${this.name} (${detail || "401 Unauthorized"})`
+            : `authentication to registry ${this.registry} failed for ${this.name} (tried ${tried}): ${detail || "401 Unauthorized"}`,
+        );
+      }
+    }
+  }
+
+  /** Maps an unsuccessful response to an error naming the registry and the object. */
+  async fail(response: Response, what: string): Promise<never> {
+    const detail = await errorDetail(response);
+    if (response.status === 404) {
+      throw imageError(
+        "WASMLET_ERR_IMAGE_NOT_FOUND",
+        `${what} not found in registry ${this.registry} (${detail || "404"})`,
+      );
+    }
+    if (response.status === 403) {
+      throw imageError(
+        "WASMLET_ERR_IMAGE_AUTH_FAILED",
+        `registry ${this.registry} denied access to ${what} (${detail || "403 Forbidden"})`,
+      );
+    }
+    throw imageError(
+      "WASMLET_ERR_IMAGE_REGISTRY_ERROR",
+      `registry ${this.registry} answered ${response.status} for ${what}${detail ? ` (${detail})` : ""}`,
+    );
+  }
+
+  /** Tries each read endpoint (mirrors, then the registry); the registry's own failure is the one reported. */
+  async #read<T>(what: string, run: (endpoint: Endpoint) => Promise<T>): Promise<T> {
+    const endpoints = this.client.readEndpoints(this.registry);
+    for (const endpoint of endpoints) {
+      try {
+        return await run(endpoint);
+      } catch (error) {
+        if (!endpoint.mirror) throw error;
+      }
+    }
+    throw new Error(`unreachable: no endpoint for ${what}`);
+  }
+
+  /** HEAD a manifest: its digest without downloading it (undefined if the registry does not say). */
+  async resolve(target: string): Promise<{
+    digest: string | undefined;
+    mediaType: string | undefined;
+    size: number | undefined;
+  }> {
+    const what = `${this.name}:${target}`;
+    return this.#read(what, async (endpoint) => {
+      const response = await this.request(endpoint, {
+        method: "HEAD",
+        path: `manifests/${target}`,
+        headers: { accept: MANIFEST_ACCEPT },
+        actions: "pull",
+      });
+      if (!response.ok) await this.fail(response, `manifest ${what}`);
+      const size = response.headers.get("content-length");
+      return {
+        digest: response.headers.get("docker-content-digest") ?? undefined,
+        mediaType: response.headers.get("content-type") ?? undefined,
+        size: size === null ? undefined : Number(size),
+      };
+    });
+  }
+
+  /** GET a manifest (by tag or digest). A manifest fetched by digest is verified against it. */
+  async getManifest(target: string, maxBytes: number): Promise<ManifestResult> {
+    const what = `${this.name}${target.includes(":") ? "@" : ":"}${target}`;
+    return this.#read(what, async (endpoint) => {
+      const response = await this.request(endpoint, {
+        method: "GET",
+        path: `manifests/${target}`,
+        headers: { accept: MANIFEST_ACCEPT },
+        actions: "pull",
+      });
+      if (!response.ok) await this.fail(response, `manifest ${what}`);
+      const bytes = await readLimited(response, maxBytes, `manifest ${what}`);
+      const digest = sha256Digest(bytes);
+      if (target.startsWith("sha256:") && digest !== target) {
+        throw imageError(
+          "WASMLET_ERR_IMAGE_DIGEST_MISMATCH",
+          `manifest ${what} from registry ${this.registry} has digest ${digest}, not ${target}`,
+        );
+      }
+      return { bytes, digest, mediaType: response.headers.get("content-type") ?? undefined };
+    });
+  }
+
+  /** GET a blob as a stream; the caller verifies it (see ContentStore). */
+  async getBlob(digest: string): Promise<BlobResponse> {
+    return this.#read(`${this.name}@${digest}`, async (endpoint) => {
+      const response = await this.request(endpoint, {
+        method: "GET",
+        path: `blobs/${digest}`,
+        actions: "pull",
+      });
+      if (!response.ok || !response.body) await this.fail(response, `blob ${this.name}@${digest}`);
+      const length = response.headers.get("content-length");
+      return {
+        body: response.body!,
+        length: length === null ? undefined : Number(length),
+        endpoint,
+      };
+    });
+  }
+
+  async blobExists(digest: string, actions = "pull"): Promise<boolean> {
+    const response = await this.request(this.client.endpoint(this.registry), {
+      method: "HEAD",
+      path: `blobs/${digest}`,
+      actions,
+    });
+    await response.body?.cancel();
+    if (response.ok) return true;
+    if (response.status === 404) return false;
+    return this.fail(response, `blob ${this.name}@${digest}`);
+  }
+
+  /**
+   * Uploads a blob unless the registry has it: POST to open an upload, then one PUT with the body
+   * and `?digest=` (distribution ignores a body sent with the POST). Resolves to false when the
+   * blob was already there.
+   */
+  async uploadBlob(digest: string, size: number, body: BodyFactory): Promise<boolean> {
+    if (await this.blobExists(digest, "pull,push")) return false;
+    const endpoint = this.client.endpoint(this.registry);
+    const start = await this.request(endpoint, {
+      method: "POST",
+      path: "blobs/uploads/",
+      headers: { "content-length": "0" },
+      actions: "pull,push",
+    });
+    if (start.status !== 202) await this.fail(start, `upload to ${this.name}`);
+    await start.body?.cancel();
+    const location = start.headers.get("location");
+    if (!location)
+      throw imageError(
+        "WASMLET_ERR_IMAGE_REGISTRY_ERROR",
+        `registry ${this.registry} opened an upload without a Location`,
+      );
+    const url = new URL(location, endpoint.base);
+    url.searchParams.set("digest", digest);
+    const put = await this.request(endpoint, {
+      method: "PUT",
+      path: url.href,
+      headers: { "content-type": "application/octet-stream", "content-length": String(size) },
+      body,
+      actions: "pull,push",
+    });
+    if (put.status !== 201) await this.fail(put, `upload of ${digest} to ${this.name}`);
+    await put.body?.cancel();
+    return true;
+  }
+
+  /** PUT a manifest under a tag (or digest); resolves to its digest. */
+  async putManifest(target: string, bytes: Uint8Array, mediaType: string): Promise<string> {
+    const endpoint = this.client.endpoint(this.registry);
+    const response = await this.request(endpoint, {
+      method: "PUT",
+      path: `manifests/${target}`,
+      headers: { "content-type": mediaType },
+      body: () => bytes as Uint8Array<ArrayBuffer>,
+      actions: "pull,push",
+    });
+    if (response.status !== 201) await this.fail(response, `manifest ${this.name}:${target}`);
+    await response.body?.cancel();
+    const digest = sha256Digest(bytes);
+    const reported = response.headers.get("docker-content-digest");
+    if (reported && reported !== digest) {
+      throw imageError(
+        "WASMLET_ERR_IMAGE_DIGEST_MISMATCH",
+        `registry ${this.registry} stored manifest ${this.name}:${target} as ${reported}, expected ${digest}`,
+      );
+    }
+    return digest;
+  }
+}
+
+/** A random suffix for temporary names. */
+export function randomSuffix(): string {
+  return randomBytes(6).toString("hex");
+}

@@ -1,0 +1,61 @@
+// Plain resource-usage samples, the one input of /metrics/resource and /stats/summary. Whoever
+// measures (the runtime for containers, the host for the node) fills these; nothing here knows
+// Kubernetes objects.
+
+export interface CpuSample {
+  /** When the sample was taken. */
+  time: Date;
+  /** Cumulative CPU time in core-seconds. */
+  usageCoreSeconds: number;
+  /** Average usage over the last sampling window, when a previous sample exists. */
+  usageNanoCores?: number;
+}
+
+export interface MemorySample {
+  time: Date;
+  /** Bytes the workload cannot give back (a wasm guest: its linear memory plus host overhead). */
+  workingSetBytes: number;
+  usageBytes?: number;
+  rssBytes?: number;
+  availableBytes?: number;
+}
+
+export interface ContainerUsage {
+  name: string;
+  startTime: Date;
+  cpu: CpuSample;
+  memory: MemorySample;
+}
+
+export interface PodUsage {
+  namespace: string;
+  name: string;
+  uid: string;
+  startTime: Date;
+  containers: ContainerUsage[];
+}
+
+export interface FsSample {
+  time: Date;
+  capacityBytes: number;
+  availableBytes: number;
+  usedBytes: number;
+}
+
+export interface NodeUsage {
+  nodeName: string;
+  startTime: Date;
+  cpu: CpuSample;
+  memory: MemorySample;
+  fs?: FsSample;
+}
+
+/** CPU rate between two cumulative samples, in nanocores (1e9 = one full core). */
+export function nanoCoresBetween(previous: CpuSample, current: CpuSample): number | undefined {
+  const seconds = (current.time.getTime() - previous.time.getTime()) / 1000;
+  if (seconds <= 0) return undefined;
+  return Math.max(
+    0,
+    Math.round(((current.usageCoreSeconds - previous.usageCoreSeconds) / seconds) * 1e9),
+  );
+}
