@@ -1,0 +1,190 @@
+// Admission: decides, before anything runs, whether this node can run a pod at all. A pod it
+// cannot run ends `Failed` with a precise reason and "Pod was rejected: …" message (the kubelet's
+// rejectPod), instead of hanging in Pending.
+//
+// Probes and lifecycle hooks: wasmlet cannot exec into a guest, and httpGet/tcpSocket/grpc need
+// the guest's sockets (not served yet). Such a pod is admitted with a Warning event per probe/hook
+// (ProbeNotSupported / HookNotSupported) and the probe is treated as absent: readiness = running,
+// startup = started once running, liveness never restarts. preStop `sleep` is carried out.
+import type { V1Container, V1Pod, V1Probe, V1Volume } from "@kubernetes/client-node";
+import { type HostPathPolicy, hostPathAllowed } from "../volumes/host-path.ts";
+import { volumeKind, volumeSourceName } from "../volumes/volume-manager.ts";
+import { EventReason, PodReason, RUNTIME_HANDLER } from "./reasons.ts";
+
+export interface AdmissionWarning {
+  reason: string;
+  message: string;
+  /** `spec.containers{name}` when the warning is about a container. */
+  fieldPath?: string;
+}
+
+export type AdmissionResult =
+  | { admitted: true; warnings: AdmissionWarning[] }
+  | { admitted: false; reason: string; message: string };
+
+export interface AdmissionOptions {
+  hostPath: HostPathPolicy;
+  /** The RuntimeClass's handler, undefined when it does not exist. Throws on transient failures (admission is retried). */
+  runtimeClassHandler: (name: string) => Promise<string | undefined>;
+}
+
+const SUPPORTED_VOLUMES =
+  "configMap, secret, emptyDir, downwardAPI, projected, and hostPath where the node allows it";
+
+function reject(reason: string, message: string): AdmissionResult {
+  return { admitted: false, reason, message };
+}
+
+function allContainers(pod: V1Pod): { container: V1Container; field: string }[] {
+  return [
+    ...(pod.spec?.initContainers ?? []).map((container) => ({
+      container,
+      field: `spec.initContainers{${container.name}}`,
+    })),
+    ...(pod.spec?.containers ?? []).map((container) => ({
+      container,
+      field: `spec.containers{${container.name}}`,
+    })),
+  ];
+}
+
+function probeKind(probe: V1Probe): string {
+  if (probe.exec) return "exec";
+  if (probe.httpGet) return "httpGet";
+  if (probe.tcpSocket) return "tcpSocket";
+  if (probe.grpc) return "grpc";
+  return "unknown";
+}
+
+function checkVolume(volume: V1Volume, hostPath: HostPathPolicy): AdmissionResult | undefined {
+  const kind = volumeKind(volume);
+  if (kind === undefined) {
+    return reject(
+      PodReason.VolumeTypeNotSupported,
+      `volume "${volume.name}" is of type ${volumeSourceName(volume)}, which wasmlet does not support (supported: ${SUPPORTED_VOLUMES})`,
+    );
+  }
+  if (kind === "hostPath" && !hostPathAllowed(hostPath, volume.hostPath?.path ?? "")) {
+    return reject(
+      PodReason.HostPathNotAllowed,
+      `volume "${volume.name}" mounts hostPath ${volume.hostPath?.path ?? ""}, which this node's configuration does not allow`,
+    );
+  }
+  if (kind === "projected") {
+    for (const source of volume.projected?.sources ?? []) {
+      const name =
+        Object.keys(source).find((key) => (source as Record<string, unknown>)[key] != null) ??
+        "unknown";
+      if (!["configMap", "secret", "downwardAPI", "serviceAccountToken"].includes(name)) {
+        return reject(
+          PodReason.VolumeTypeNotSupported,
+          `projected volume "${volume.name}" has a ${name} source, which wasmlet does not support (supported: configMap, secret, downwardAPI, serviceAccountToken)`,
+        );
+      }
+    }
+  }
+  return undefined;
+}
+
+export async function admit(pod: V1Pod, options: AdmissionOptions): Promise<AdmissionResult> {
+  const spec = pod.spec;
+  if (!spec) return reject(PodReason.UnexpectedAdmissionError, "the pod has no spec");
+  if (spec.os?.name && spec.os.name !== "linux") {
+    return reject(
+      PodReason.OSNotSupported,
+      `spec.os.name is "${spec.os.name}"; wasmlet runs WebAssembly (wasip1) guests and accepts only pods without spec.os or with "linux"`,
+    );
+  }
+  if (spec.hostNetwork) {
+    return reject(
+      PodReason.HostNetworkNotSupported,
+      "hostNetwork is not supported by wasmlet: pods already use the node's IP, and WebAssembly guests reach the network only through wasmlet's socket proxy",
+    );
+  }
+  for (const field of ["hostPID", "hostIPC"] as const) {
+    if (spec[field]) {
+      return reject(
+        PodReason.HostNamespacesNotSupported,
+        `${field} is not supported by wasmlet: WebAssembly guests have no host process or IPC namespace to join`,
+      );
+    }
+  }
+  for (const { container } of allContainers(pod)) {
+    if (container.securityContext?.privileged) {
+      return reject(
+        PodReason.PrivilegedNotSupported,
+        `container "${container.name}" asks for privileged mode, which wasmlet cannot grant: a WebAssembly guest is always sandboxed`,
+      );
+    }
+    if ((container.volumeDevices ?? []).length > 0) {
+      return reject(
+        PodReason.VolumeDevicesNotSupported,
+        `container "${container.name}" uses volumeDevices (raw block devices), which wasmlet does not support`,
+      );
+    }
+  }
+  for (const container of spec.initContainers ?? []) {
+    if (container.restartPolicy === "Always") {
+      return reject(
+        PodReason.SidecarContainersNotSupported,
+        `init container "${container.name}" has restartPolicy Always (a sidecar container), which wasmlet does not support yet`,
+      );
+    }
+  }
+  for (const volume of spec.volumes ?? []) {
+    const result = checkVolume(volume, options.hostPath);
+    if (result) return result;
+  }
+  if (spec.runtimeClassName) {
+    const handler = await options.runtimeClassHandler(spec.runtimeClassName);
+    if (handler === undefined) {
+      return reject(
+        PodReason.RuntimeClassNotSupported,
+        `RuntimeClass "${spec.runtimeClassName}" not found`,
+      );
+    }
+    if (handler !== RUNTIME_HANDLER) {
+      return reject(
+        PodReason.RuntimeClassNotSupported,
+        `RuntimeClass "${spec.runtimeClassName}" has handler "${handler}"; this node runs only the "${RUNTIME_HANDLER}" handler`,
+      );
+    }
+  }
+
+  const warnings: AdmissionWarning[] = [];
+  for (const { container, field } of allContainers(pod)) {
+    const probes: [string, V1Probe | undefined, string][] = [
+      ["Liveness", container.livenessProbe, "it is never restarted for failing it"],
+      ["Readiness", container.readinessProbe, "the container counts as ready while it runs"],
+      ["Startup", container.startupProbe, "the container counts as started once it runs"],
+    ];
+    for (const [kind, probe, consequence] of probes) {
+      if (!probe) continue;
+      warnings.push({
+        reason: EventReason.ProbeNotSupported,
+        fieldPath: field,
+        message: `${kind} probe (${probeKind(probe)}) of container "${container.name}" cannot be carried out by wasmlet yet; ${consequence}`,
+      });
+    }
+    const hooks = [
+      ["postStart", container.lifecycle?.postStart],
+      ["preStop", container.lifecycle?.preStop],
+    ] as const;
+    for (const [name, hook] of hooks) {
+      if (!hook || hook.sleep) continue;
+      const kind = hook.exec
+        ? "exec"
+        : hook.httpGet
+          ? "httpGet"
+          : hook.tcpSocket
+            ? "tcpSocket"
+            : "unknown";
+      warnings.push({
+        reason: EventReason.HookNotSupported,
+        fieldPath: field,
+        message: `${name} hook (${kind}) of container "${container.name}" cannot be carried out by wasmlet and is skipped (only the sleep action is supported)`,
+      });
+    }
+  }
+  return { admitted: true, warnings };
+}

@@ -1,0 +1,20 @@
+import { defineErrors } from "../errors.ts";
+
+export const podError = defineErrors({
+  WASMLET_ERR_CONTAINER_CONFIG: {
+    description:
+      "A container's environment or mounts could not be resolved (a required ConfigMap/Secret or key is missing, a fieldRef is unsupported, a subPath is invalid): the container waits with CreateContainerConfigError.",
+    hint: "create the missing object or key; wasmlet retries on its own",
+  },
+  WASMLET_ERR_ILLEGAL_TRANSITION: {
+    description:
+      "A pod lifecycle state named a next state that is not among its declared transitions (a wasmlet bug).",
+  },
+  WASMLET_ERR_CONTROLLER_CLOSED: {
+    description: "The pod controller was given work after close() or destroy().",
+  },
+  WASMLET_ERR_DUPLICATE_INSTANCE: {
+    description:
+      "A second instance of one container was about to start while the first still runs (a wasmlet bug; the start is refused).",
+  },
+});

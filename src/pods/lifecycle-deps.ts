@@ -1,0 +1,54 @@
+import type { VolumeManager } from "../volumes/volume-manager.ts";
+import type { AdmissionOptions } from "./admission.ts";
+import type { Backoff, BackoffOptions } from "./backoff.ts";
+import type { InstanceRegistry } from "./instance-registry.ts";
+import type { ImagePort, KubePort, LogPort, RuntimePort } from "./ports.ts";
+
+export interface Timing {
+  /** CrashLoopBackOff: 10 s doubling to 300 s, reset after 10 min (kubelet defaults). */
+  crashLoop: BackoffOptions;
+  /** ImagePullBackOff: same defaults as the kubelet. */
+  imagePull: BackoffOptions;
+  /** Retry period for CreateContainerConfigError, FailedMount and admission lookups (kubelet: ~10 s). */
+  retryMs: number;
+  /** How often mounted ConfigMap/Secret/downwardAPI/projected volumes are refreshed (kubelet: ~60 s). */
+  volumeRefreshMs: number;
+  /** How often emptyDir usage is checked against sizeLimit (kubelet's eviction manager: 10 s). */
+  emptyDirCheckMs: number;
+  /** How long a failed pull shows ErrImagePull before ImagePullBackOff. */
+  errImagePullShowMs: number;
+}
+
+export const DEFAULT_TIMING: Timing = {
+  crashLoop: { initialMs: 10_000, maxMs: 300_000, resetAfterMs: 600_000 },
+  imagePull: { initialMs: 10_000, maxMs: 300_000, resetAfterMs: 600_000 },
+  retryMs: 10_000,
+  volumeRefreshMs: 60_000,
+  emptyDirCheckMs: 10_000,
+  errImagePullShowMs: 10_000,
+};
+
+export interface NodeFacts {
+  nodeName: string;
+  /** The node's InternalIPs: hostIP(s) and podIP(s) of every pod. */
+  nodeIPs: string[];
+  /** node.status.allocatable, the default limits for resourceFieldRef. */
+  allocatable: () => Readonly<Record<string, string>>;
+  /** Root of per-pod log directories (like /var/log/pods). */
+  podLogsDir: string;
+}
+
+export interface LifecycleDeps {
+  node: NodeFacts;
+  timing: Timing;
+  images: ImagePort;
+  runtime: RuntimePort;
+  kube: KubePort;
+  logs?: LogPort;
+  volumes: VolumeManager;
+  admission: AdmissionOptions;
+  crashBackoff: Backoff;
+  imageBackoff: Backoff;
+  instances: InstanceRegistry;
+  now: () => Date;
+}

@@ -1,0 +1,135 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { V1Pod } from "@kubernetes/client-node";
+import { admit } from "../../../src/pods/admission.ts";
+
+const handlers = new Map([
+  ["wasm", "wasmlet"],
+  ["runc", "runc"],
+]);
+const options = {
+  hostPath: ["/srv/shared"],
+  runtimeClassHandler: async (name: string) => handlers.get(name),
+};
+
+function pod(spec: Partial<NonNullable<V1Pod["spec"]>>): V1Pod {
+  return {
+    metadata: { name: "p", namespace: "ns", uid: "u" },
+    spec: { containers: [{ name: "app", image: "x" }], ...spec },
+  };
+}
+
+test("pods the node cannot run are rejected with a precise reason and message", async () => {
+  const cases: [Partial<NonNullable<V1Pod["spec"]>>, string, RegExp][] = [
+    [{ hostNetwork: true }, "HostNetworkNotSupported", /^hostNetwork is not supported by wasmlet/],
+    [{ hostPID: true }, "HostNamespacesNotSupported", /^hostPID is not supported/],
+    [{ hostIPC: true }, "HostNamespacesNotSupported", /^hostIPC is not supported/],
+    [{ os: { name: "windows" } }, "OSNotSupported", /spec.os.name is "windows"/],
+    [
+      { containers: [{ name: "app", securityContext: { privileged: true } }] },
+      "PrivilegedNotSupported",
+      /container "app" asks for privileged mode/,
+    ],
+    [
+      { initContainers: [{ name: "init", securityContext: { privileged: true } }] },
+      "PrivilegedNotSupported",
+      /container "init"/,
+    ],
+    [
+      { initContainers: [{ name: "proxy", restartPolicy: "Always" }] },
+      "SidecarContainersNotSupported",
+      /init container "proxy" has restartPolicy Always/,
+    ],
+    [
+      { containers: [{ name: "app", volumeDevices: [{ name: "d", devicePath: "/dev/x" }] }] },
+      "VolumeDevicesNotSupported",
+      /volumeDevices/,
+    ],
+    [
+      { volumes: [{ name: "data", persistentVolumeClaim: { claimName: "c" } }] },
+      "VolumeTypeNotSupported",
+      /volume "data" is of type persistentVolumeClaim, which wasmlet does not support/,
+    ],
+    [
+      { volumes: [{ name: "b", projected: { sources: [{ clusterTrustBundle: { path: "p" } }] } }] },
+      "VolumeTypeNotSupported",
+      /projected volume "b" has a clusterTrustBundle source/,
+    ],
+    [
+      { volumes: [{ name: "h", hostPath: { path: "/etc" } }] },
+      "HostPathNotAllowed",
+      /volume "h" mounts hostPath \/etc/,
+    ],
+    [
+      { runtimeClassName: "runc" },
+      "RuntimeClassNotSupported",
+      /RuntimeClass "runc" has handler "runc"; this node runs only the "wasmlet" handler/,
+    ],
+    [{ runtimeClassName: "ghost" }, "RuntimeClassNotSupported", /^RuntimeClass "ghost" not found$/],
+  ];
+  for (const [spec, reason, message] of cases) {
+    const result = await admit(pod(spec), options);
+    assert.equal(result.admitted, false, JSON.stringify(spec));
+    if (!result.admitted) {
+      assert.equal(result.reason, reason);
+      assert.match(result.message, message);
+    }
+  }
+});
+
+test("supported pods are admitted; unsupported probes and hooks become warnings", async () => {
+  const result = await admit(
+    pod({
+      runtimeClassName: "wasm",
+      volumes: [
+        { name: "c", configMap: { name: "x" } },
+        { name: "h", hostPath: { path: "/srv/shared/data" } },
+        { name: "p", projected: { sources: [{ serviceAccountToken: { path: "t" } }] } },
+      ],
+      containers: [
+        {
+          name: "app",
+          readinessProbe: { httpGet: { port: 8080, path: "/" } },
+          livenessProbe: { exec: { command: ["true"] } },
+          lifecycle: {
+            preStop: { sleep: { seconds: 2 } },
+            postStart: { exec: { command: ["x"] } },
+          },
+        },
+      ],
+    }),
+    options,
+  );
+  assert.equal(result.admitted, true);
+  if (!result.admitted) return;
+  assert.deepEqual(
+    result.warnings.map((w) => [w.reason, w.fieldPath, w.message]),
+    [
+      [
+        "ProbeNotSupported",
+        "spec.containers{app}",
+        'Liveness probe (exec) of container "app" cannot be carried out by wasmlet yet; it is never restarted for failing it',
+      ],
+      [
+        "ProbeNotSupported",
+        "spec.containers{app}",
+        'Readiness probe (httpGet) of container "app" cannot be carried out by wasmlet yet; the container counts as ready while it runs',
+      ],
+      [
+        "HookNotSupported",
+        "spec.containers{app}",
+        'postStart hook (exec) of container "app" cannot be carried out by wasmlet and is skipped (only the sleep action is supported)',
+      ],
+    ],
+  );
+});
+
+test("a failing RuntimeClass lookup is not a rejection (it is retried)", async () => {
+  await assert.rejects(
+    admit(pod({ runtimeClassName: "wasm" }), {
+      hostPath: false,
+      runtimeClassHandler: async () => Promise.reject(new Error("503")),
+    }),
+    /503/,
+  );
+});

@@ -1,0 +1,626 @@
+// The pod controller end to end against in-memory ports: every scenario checks what a user would
+// see through the API (status patches applied like the API server does, events, DELETE calls) and
+// what the runtime was asked to do.
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import type { V1Pod } from "@kubernetes/client-node";
+import { PodController } from "../../../src/pods/controller.ts";
+import { FakeImages, FakeKube, FakeRuntime, makePod, silentLogger, until } from "./fakes.ts";
+
+const root = await mkdtemp(join(tmpdir(), "wasmlet-controller-"));
+after(() => rm(root, { recursive: true, force: true }));
+let harnesses = 0;
+
+function harness(options: { hostPath?: boolean; crashInitialMs?: number } = {}) {
+  harnesses++;
+  const kube = new FakeKube();
+  kube.runtimeClasses.set("wasm", "wasmlet");
+  const images = new FakeImages();
+  const runtime = new FakeRuntime();
+  const states = new Map<string, string[]>();
+  const dirs = {
+    pods: join(root, `h${harnesses}`, "pods"),
+    logs: join(root, `h${harnesses}`, "logs"),
+  };
+  const make = () =>
+    new PodController({
+      node: {
+        nodeName: "wasm-node",
+        nodeIPs: ["10.9.0.1"],
+        allocatable: () => ({ cpu: "2", memory: "2Gi" }),
+        podLogsDir: dirs.logs,
+      },
+      podsDir: dirs.pods,
+      hostPath: options.hostPath ?? false,
+      images,
+      runtime,
+      kube,
+      logger: silentLogger,
+      timing: {
+        crashLoop: {
+          initialMs: options.crashInitialMs ?? 40,
+          maxMs: Math.max(160, options.crashInitialMs ?? 0),
+          resetAfterMs: 10_000,
+        },
+        imagePull: { initialMs: 40, maxMs: 160, resetAfterMs: 10_000 },
+        retryMs: 30,
+        errImagePullShowMs: 10,
+        volumeRefreshMs: 30,
+        emptyDirCheckMs: 20,
+      },
+      onState: (pod, state) => states.set(pod.uid, [...(states.get(pod.uid) ?? []), state]),
+    });
+  const controller = make();
+  // A failed assertion must not leave lifecycles retrying (and the test process alive).
+  after(() => controller.destroy());
+  return { kube, images, runtime, controller, states, dirs, make };
+}
+
+const uidOf = (pod: V1Pod) => pod.metadata!.uid!;
+const statusOf = (kube: FakeKube, pod: V1Pod) => kube.status(uidOf(pod));
+const containerStatus = (kube: FakeKube, pod: V1Pod, name: string) =>
+  [
+    ...(statusOf(kube, pod).containerStatuses ?? []),
+    ...(statusOf(kube, pod).initContainerStatuses ?? []),
+  ].find((s: { name: string }) => s.name === name);
+
+function deleting(pod: V1Pod, graceSeconds = 30): V1Pod {
+  return {
+    ...pod,
+    metadata: {
+      ...pod.metadata,
+      deletionTimestamp: new Date(),
+      deletionGracePeriodSeconds: graceSeconds,
+    },
+  };
+}
+
+test("a pod runs: Running and Ready, IPs, containerID, argv/env/mounts/limits for the runtime, events in order", async () => {
+  const { kube, runtime, controller, states, images } = harness();
+  images.images.set("hello:1", {
+    config: {
+      entrypoint: ["/hello.wasm"],
+      cmd: ["--default"],
+      env: ["FROM_IMAGE=1"],
+      workingDir: "/w",
+    },
+  });
+  const pod = makePod({
+    spec: {
+      runtimeClassName: "wasm",
+      containers: [
+        {
+          name: "app",
+          image: "hello:1",
+          args: ["--name", "$(POD_NAME)"],
+          env: [{ name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } }],
+          resources: {
+            limits: { memory: "16Mi", cpu: "500m" },
+            requests: { memory: "16Mi", cpu: "500m" },
+          },
+          volumeMounts: [{ name: "scratch", mountPath: "/scratch" }],
+        },
+      ],
+      volumes: [{ name: "scratch", emptyDir: {} }],
+    },
+  });
+  controller.onPodUpsert(pod);
+  await until(
+    () =>
+      statusOf(kube, pod).conditions?.find(
+        (c: { type: string; status: string }) => c.type === "Ready" && c.status === "True",
+      ),
+    "Ready",
+  );
+  const status = statusOf(kube, pod);
+  assert.equal(status.phase, "Running");
+  assert.equal(status.podIP, "10.9.0.1");
+  assert.equal(status.hostIP, "10.9.0.1");
+  assert.equal(status.qosClass, "Guaranteed");
+  const app = containerStatus(kube, pod, "app");
+  assert.ok(app.state.running.startedAt);
+  assert.match(app.containerID, /^wasmlet:\/\/[0-9a-f]{64}$/);
+  assert.equal(app.image, "docker.io/library/hello:1");
+  assert.match(app.imageID, /@sha256:/);
+  assert.deepEqual([app.ready, app.started, app.restartCount], [true, true, 0]);
+  assert.deepEqual(states.get(uidOf(pod)), [
+    "Pending",
+    "Pulling",
+    "Preparing",
+    "Initializing",
+    "Running",
+  ]);
+
+  const [instance] = runtime.instances;
+  assert.ok(instance);
+  assert.deepEqual(instance.spec.args, ["/hello.wasm", "--name", pod.metadata!.name]);
+  assert.equal(instance.spec.env.FROM_IMAGE, "1");
+  assert.equal(instance.spec.env.POD_NAME, pod.metadata!.name);
+  assert.equal(instance.spec.workingDir, "/w");
+  assert.equal(instance.spec.memoryLimitBytes, 16 * 1024 * 1024);
+  assert.equal(instance.spec.cpuLimitMillis, 500);
+  assert.match(
+    instance.spec.logPath,
+    new RegExp(`default_${pod.metadata!.name}_${uidOf(pod)}/app/0\\.log$`),
+  );
+  assert.deepEqual(
+    instance.spec.mounts.map((m) => [m.guestPath, m.readOnly]),
+    [["/scratch", false]],
+  );
+  assert.equal(images.calls[0]!.options.memoryLimitBytes, 16 * 1024 * 1024);
+  assert.equal(images.calls[0]!.options.pullPolicy, "IfNotPresent");
+  assert.deepEqual(kube.eventReasons(), ["Pulling", "Pulled", "Created", "Started"]);
+  assert.equal(kube.events[0]!.message, 'Pulling image "hello:1"');
+  assert.equal(kube.events[0]!.fieldPath, "spec.containers{app}");
+  assert.equal(kube.events[2]!.message, "Created container: app");
+  assert.deepEqual(controller.instance("default", pod.metadata!.name!, "app")?.id, instance.id);
+  await controller.destroy();
+});
+
+test("Job pods end Succeeded or Failed (restartPolicy Never) and are not restarted", async () => {
+  const { kube, runtime, controller, states } = harness();
+  runtime.behaviours.set("ok", { exitAfterMs: 5, exitCode: 0 });
+  runtime.behaviours.set("bad", { exitAfterMs: 5, exitCode: 3 });
+  const good = makePod({
+    spec: { restartPolicy: "Never", containers: [{ name: "ok", image: "job:1" }] },
+  });
+  const failing = makePod({
+    spec: { restartPolicy: "Never", containers: [{ name: "bad", image: "job:1" }] },
+  });
+  controller.onPodUpsert(good);
+  controller.onPodUpsert(failing);
+  await until(
+    () => statusOf(kube, good).phase === "Succeeded" && statusOf(kube, failing).phase === "Failed",
+    "terminal phases",
+  );
+  assert.deepEqual(containerStatus(kube, good, "ok").state.terminated.reason, "Completed");
+  const bad = containerStatus(kube, failing, "bad");
+  assert.deepEqual(
+    [bad.state.terminated.exitCode, bad.state.terminated.reason, bad.restartCount],
+    [3, "Error", 0],
+  );
+  assert.equal(
+    statusOf(kube, good).conditions.find((c: { type: string }) => c.type === "Ready").reason,
+    "PodCompleted",
+  );
+  assert.equal(runtime.instances.length, 2);
+  assert.deepEqual(states.get(uidOf(good))?.at(-1), "Succeeded");
+  // Deleting a finished pod just deletes it.
+  controller.onPodUpsert(deleting(good));
+  await until(() => kube.deletes.length === 1, "DELETE");
+  assert.deepEqual(kube.deletes[0], {
+    namespace: "default",
+    name: good.metadata!.name,
+    uid: uidOf(good),
+  });
+  await controller.destroy();
+});
+
+test("CrashLoopBackOff: restarts with a doubling back-off, lastState kept, OnFailure stops on success", async () => {
+  const { kube, runtime, controller } = harness();
+  runtime.behaviours.set("crash", { exitAfterMs: 2, exitCode: 1 });
+  const pod = makePod({ spec: { containers: [{ name: "crash", image: "c:1" }] } });
+  controller.onPodUpsert(pod);
+  const seen = await until(() => {
+    const s = containerStatus(kube, pod, "crash");
+    return s?.state?.waiting?.reason === "CrashLoopBackOff" && s.restartCount >= 1 ? s : undefined;
+  }, "CrashLoopBackOff");
+  assert.match(
+    seen.state.waiting.message,
+    new RegExp(
+      `^back-off \\d+ms restarting failed container=crash pod=${pod.metadata!.name}_default\\(${uidOf(pod)}\\)$`,
+    ),
+  );
+  assert.equal(seen.lastState.terminated.exitCode, 1);
+  await until(() => runtime.of("crash").length >= 4, "four instances");
+  assert.equal(runtime.maxConcurrentPerContainer, 1);
+  assert.ok(kube.eventReasons().includes("BackOff"));
+  const starts = runtime.of("crash").map((i) => i.spec.logPath.match(/(\d+)\.log$/)?.[1]);
+  assert.deepEqual(starts.slice(0, 4), ["0", "1", "2", "3"]);
+  assert.equal(statusOf(kube, pod).phase, "Running");
+  await controller.destroy();
+
+  const second = harness();
+  let runs = 0;
+  second.runtime.behaviours.set("flaky", { exitAfterMs: 2, exitCode: 1 });
+  const onFailure = makePod({
+    spec: { restartPolicy: "OnFailure", containers: [{ name: "flaky", image: "c:1" }] },
+  });
+  const original = second.runtime.run.bind(second.runtime);
+  second.runtime.run = (spec) => {
+    runs++;
+    if (runs === 3) second.runtime.behaviours.set("flaky", { exitAfterMs: 2, exitCode: 0 });
+    return original(spec);
+  };
+  second.controller.onPodUpsert(onFailure);
+  await until(
+    () => statusOf(second.kube, onFailure).phase === "Succeeded",
+    "Succeeded after retries",
+  );
+  assert.equal(containerStatus(second.kube, onFailure, "flaky").restartCount, 2);
+  await second.controller.destroy();
+});
+
+test("init containers run in order before the app; a failing init fails a Never pod", async () => {
+  const { kube, runtime, controller } = harness();
+  runtime.behaviours.set("init-1", { exitAfterMs: 5, exitCode: 0 });
+  runtime.behaviours.set("init-2", { exitAfterMs: 5, exitCode: 0 });
+  const pod = makePod({
+    spec: {
+      initContainers: [
+        { name: "init-1", image: "i:1" },
+        { name: "init-2", image: "i:1" },
+      ],
+      containers: [{ name: "app", image: "a:1" }],
+    },
+  });
+  controller.onPodUpsert(pod);
+  await until(() => containerStatus(kube, pod, "app")?.state?.running, "app running");
+  assert.deepEqual(
+    runtime.instances.map((i) => i.spec.labels.container),
+    ["init-1", "init-2", "app"],
+  );
+  assert.equal(containerStatus(kube, pod, "init-2").ready, true);
+  assert.equal(
+    statusOf(kube, pod).conditions.find((c: { type: string }) => c.type === "Initialized").status,
+    "True",
+  );
+
+  runtime.behaviours.set("setup", { exitAfterMs: 5, exitCode: 7 });
+  const never = makePod({
+    spec: {
+      restartPolicy: "Never",
+      initContainers: [{ name: "setup", image: "i:1" }],
+      containers: [{ name: "main", image: "a:1" }],
+    },
+  });
+  controller.onPodUpsert(never);
+  await until(() => statusOf(kube, never).phase === "Failed", "Failed");
+  assert.equal(runtime.of("main").length, 0);
+  assert.equal(containerStatus(kube, never, "setup").state.terminated.exitCode, 7);
+  await controller.destroy();
+});
+
+test("CreateContainerConfigError until the ConfigMap exists; FailedMount until the volume's Secret exists", async () => {
+  const { kube, runtime, controller } = harness();
+  const pod = makePod({
+    spec: {
+      containers: [
+        {
+          name: "app",
+          image: "a:1",
+          env: [
+            { name: "MODE", valueFrom: { configMapKeyRef: { name: "settings", key: "mode" } } },
+          ],
+          volumeMounts: [{ name: "creds", mountPath: "/creds" }],
+        },
+      ],
+      volumes: [{ name: "creds", secret: { secretName: "creds" } }],
+    },
+  });
+  controller.onPodUpsert(pod);
+  await until(() => kube.events.find((e) => e.reason === "FailedMount"), "FailedMount");
+  assert.equal(
+    kube.events.find((e) => e.reason === "FailedMount")!.message,
+    'MountVolume.SetUp failed for volume "creds" : secret "creds" not found',
+  );
+  assert.equal(containerStatus(kube, pod, "app").state.waiting.reason, "ContainerCreating");
+  assert.equal(
+    statusOf(kube, pod).conditions.find(
+      (c: { type: string }) => c.type === "PodReadyToStartContainers",
+    ).status,
+    "False",
+  );
+  kube.setSecret("default", "creds", { token: "t" });
+  const waiting = await until(() => {
+    const s = containerStatus(kube, pod, "app");
+    return s?.state?.waiting?.reason === "CreateContainerConfigError" ? s : undefined;
+  }, "CreateContainerConfigError");
+  assert.equal(waiting.state.waiting.message, 'configmap "settings" not found');
+  assert.ok(
+    kube.events.some(
+      (e) => e.reason === "Failed" && e.message === 'Error: configmap "settings" not found',
+    ),
+  );
+  assert.equal(runtime.instances.length, 0);
+  kube.setConfigMap("default", "settings", { mode: "fast" });
+  await until(
+    () => containerStatus(kube, pod, "app")?.state?.running,
+    "running once the ConfigMap exists",
+  );
+  assert.equal(runtime.instances[0]!.spec.env.MODE, "fast");
+  assert.equal(containerStatus(kube, pod, "app").restartCount, 0);
+  await controller.destroy();
+});
+
+test("ErrImagePull then ImagePullBackOff, then the pull succeeds; ErrImageNeverPull waits", async () => {
+  const { kube, images, controller } = harness();
+  images.images.set("flaky:1", { failures: 2 });
+  const pod = makePod({ spec: { containers: [{ name: "app", image: "flaky:1" }] } });
+  controller.onPodUpsert(pod);
+  const reasons = new Set<string>();
+  await until(() => {
+    const reason = containerStatus(kube, pod, "app")?.state?.waiting?.reason;
+    if (reason) reasons.add(reason);
+    return containerStatus(kube, pod, "app")?.state?.running;
+  }, "running after pull retries");
+  assert.ok(reasons.has("ErrImagePull") || reasons.has("ImagePullBackOff"));
+  const messages = kube.events.map((e) => `${e.reason}: ${e.message}`);
+  assert.ok(
+    messages.includes(
+      'Failed: Failed to pull image "flaky:1": pull of flaky:1 failed: manifest unknown',
+    ),
+  );
+  assert.ok(messages.includes("Failed: Error: ErrImagePull"));
+  assert.ok(messages.includes('BackOff: Back-off pulling image "flaky:1"'));
+  assert.equal(images.calls.length, 3);
+
+  images.images.set("local:1", { failures: 1000, reason: "ErrImageNeverPull" });
+  const never = makePod({
+    spec: { containers: [{ name: "app", image: "local:1", imagePullPolicy: "Never" }] },
+  });
+  controller.onPodUpsert(never);
+  const s = await until(() => {
+    const c = containerStatus(kube, never, "app");
+    return c?.state?.waiting?.reason === "ErrImageNeverPull" ? c : undefined;
+  }, "ErrImageNeverPull");
+  assert.equal(
+    s.state.waiting.message,
+    'Container image "local:1" is not present with pull policy of Never',
+  );
+  await controller.destroy();
+});
+
+test("graceful deletion: Killing, stop within grace, terminal statuses, DELETE with uid; deletion while pulling", async () => {
+  const { kube, runtime, images, controller, states } = harness();
+  const pod = makePod({
+    spec: { terminationGracePeriodSeconds: 7, containers: [{ name: "app", image: "a:1" }] },
+  });
+  controller.onPodUpsert(pod);
+  await until(() => containerStatus(kube, pod, "app")?.state?.running, "running");
+  controller.onPodUpsert(deleting(pod, 5));
+  await until(() => kube.deletes.length === 1, "DELETE");
+  assert.deepEqual(runtime.instances[0]!.stops, [5000]);
+  assert.ok(
+    kube.events.some((e) => e.reason === "Killing" && e.message === "Stopping container app"),
+  );
+  const final = statusOf(kube, pod);
+  assert.equal(final.phase, "Failed"); // stopped with 143, like a SIGTERMed container
+  assert.equal(containerStatus(kube, pod, "app").state.terminated.exitCode, 143);
+  assert.equal(final.conditions.find((c: { type: string }) => c.type === "Ready").status, "False");
+  await until(() => controller.stateOf(uidOf(pod)) === "Terminated", "Terminated");
+  assert.deepEqual(states.get(uidOf(pod))?.slice(-2), ["Terminating", "Terminated"]);
+  controller.onPodDeleted(pod);
+  assert.equal(controller.stateOf(uidOf(pod)), undefined);
+
+  images.images.set("slow:1", { hang: true });
+  const pulling = makePod({ spec: { containers: [{ name: "app", image: "slow:1" }] } });
+  controller.onPodUpsert(pulling);
+  await until(() => images.calls.some((c) => c.image === "slow:1"), "pull started");
+  controller.onPodUpsert(deleting(pulling));
+  await until(() => kube.deletes.some((d) => d.uid === uidOf(pulling)), "DELETE while pulling");
+  assert.ok(images.calls.find((c) => c.image === "slow:1")!.options.signal.aborted);
+  const unknown = containerStatus(kube, pulling, "app").state.terminated;
+  assert.deepEqual([unknown.reason, unknown.exitCode], ["ContainerStatusUnknown", 137]);
+  assert.equal(statusOf(kube, pulling).phase, "Failed");
+  await controller.destroy();
+});
+
+test("deletion during CrashLoopBackOff and force deletion stop at once; preStop sleep is honoured", async () => {
+  const { kube, runtime, controller } = harness({ crashInitialMs: 60_000 });
+  runtime.behaviours.set("crash", { exitAfterMs: 1, exitCode: 1 });
+  const looping = makePod({ spec: { containers: [{ name: "crash", image: "c:1" }] } });
+  controller.onPodUpsert(looping);
+  await until(
+    () => containerStatus(kube, looping, "crash")?.state?.waiting?.reason === "CrashLoopBackOff",
+    "in back-off",
+  );
+  const started = Date.now();
+  controller.onPodUpsert(deleting(looping));
+  await until(() => kube.deletes.some((d) => d.uid === uidOf(looping)), "DELETE during back-off");
+  assert.ok(Date.now() - started < 2000, "the 60 s back-off did not hold up deletion");
+
+  const forced = makePod({ spec: { containers: [{ name: "app", image: "a:1" }] } });
+  controller.onPodUpsert(forced);
+  await until(
+    () => runtime.of("app").length === 1 && containerStatus(kube, forced, "app")?.state?.running,
+    "running",
+  );
+  const patchesBefore = kube.patches.length;
+  controller.onPodDeleted(forced);
+  await until(() => controller.stateOf(uidOf(forced)) === undefined, "forgotten");
+  assert.deepEqual(runtime.of("app")[0]!.stops[0], 0);
+  assert.equal(
+    kube.deletes.some((d) => d.uid === uidOf(forced)),
+    false,
+    "nothing to DELETE: it is gone",
+  );
+  assert.equal(kube.patches.length, patchesBefore, "no status for a pod that is gone");
+
+  const sleepy = makePod({
+    spec: {
+      containers: [
+        { name: "sleepy", image: "a:1", lifecycle: { preStop: { sleep: { seconds: 1 } } } },
+      ],
+    },
+  });
+  controller.onPodUpsert(sleepy);
+  await until(() => containerStatus(kube, sleepy, "sleepy")?.state?.running, "running");
+  const t0 = Date.now();
+  controller.onPodUpsert(deleting(sleepy, 30));
+  await until(() => kube.deletes.some((d) => d.uid === uidOf(sleepy)), "DELETE", 5000);
+  assert.ok(Date.now() - t0 >= 950, "preStop sleep ran first");
+  assert.ok(runtime.of("sleepy")[0]!.stops[0]! <= 29_100);
+  await controller.destroy();
+});
+
+test("admission rejects with Failed, reason and 'Pod was rejected:' message; nothing runs", async () => {
+  const { kube, runtime, images, controller } = harness();
+  const pod = makePod({ spec: { hostNetwork: true } });
+  controller.onPodUpsert(pod);
+  await until(() => statusOf(kube, pod).phase === "Failed", "rejected");
+  const status = statusOf(kube, pod);
+  assert.equal(status.reason, "HostNetworkNotSupported");
+  assert.match(status.message, /^Pod was rejected: hostNetwork is not supported by wasmlet/);
+  assert.equal(kube.events[0]!.reason, "HostNetworkNotSupported");
+  assert.equal(images.calls.length, 0);
+  assert.equal(runtime.instances.length, 0);
+  await controller.destroy();
+});
+
+test("restart safety: rebuilt from the API, running containers restart with restartCount+1 and a fresh log file", async () => {
+  const first = harness();
+  const pod = makePod({
+    spec: {
+      containers: [
+        { name: "app", image: "a:1" },
+        { name: "done", image: "a:1" },
+      ],
+      restartPolicy: "OnFailure",
+    },
+  });
+  first.runtime.behaviours.set("done", { exitAfterMs: 1, exitCode: 0 });
+  first.controller.onPodUpsert(pod);
+  await until(
+    () =>
+      containerStatus(first.kube, pod, "app")?.state?.running &&
+      containerStatus(first.kube, pod, "done")?.state?.terminated,
+    "running",
+  );
+  const before = containerStatus(first.kube, pod, "app");
+  // wasmlet dies (SIGKILL): nothing is sent; its workers die with it.
+  await first.controller.destroy();
+  const logDir = join(first.dirs.logs, `default_${pod.metadata!.name}_${uidOf(pod)}`, "app");
+  assert.deepEqual(await readdir(logDir), []); // the fake runtime writes nothing, the directory exists
+  await writeFile(join(logDir, "0.log"), "instance 0\n");
+
+  // A new process sees the pod as the API has it.
+  const seen: V1Pod = { ...pod, status: JSON.parse(JSON.stringify(first.kube.status(uidOf(pod)))) };
+  const second = first.make();
+  await second.resync([seen]);
+  await until(
+    () =>
+      first.runtime.of("app").length === 2 &&
+      containerStatus(first.kube, pod, "app")?.state?.running?.startedAt,
+    "restarted",
+  );
+  const after = containerStatus(first.kube, pod, "app");
+  assert.equal(after.restartCount, 1);
+  assert.notEqual(after.containerID, before.containerID);
+  assert.equal(after.lastState.terminated.reason, "ContainerStatusUnknown");
+  assert.equal(after.lastState.terminated.containerID, before.containerID);
+  assert.match(first.runtime.of("app")[1]!.spec.logPath, /\/app\/1\.log$/);
+  assert.equal(
+    first.runtime.of("done").length,
+    1,
+    "a container that completed under OnFailure is not run again",
+  );
+  assert.equal(first.runtime.maxConcurrentPerContainer, 1);
+  await second.destroy();
+});
+
+test("resync: pods no longer listed are stopped, leftover pod directories removed; other nodes' pods ignored", async () => {
+  const { kube, runtime, controller, dirs } = harness();
+  const a = makePod({
+    spec: { containers: [{ name: "app", image: "a:1" }], volumes: [{ name: "d", emptyDir: {} }] },
+  });
+  const b = makePod({ spec: { nodeName: "other-node" } });
+  await mkdir(join(dirs.pods, "stale-uid"), { recursive: true });
+  await controller.resync([a, b]);
+  await until(() => containerStatus(kube, a, "app")?.state?.running, "a running");
+  assert.equal(controller.stateOf(uidOf(b)), undefined);
+  assert.ok(!(await readdir(dirs.pods)).includes("stale-uid"));
+  await controller.resync([]);
+  await until(() => controller.stateOf(uidOf(a)) === undefined, "a forgotten");
+  assert.equal(runtime.instances[0]!.running, false);
+  await until(() => !existsSync(join(dirs.pods, uidOf(a))), "a's directory removed");
+  await controller.destroy();
+});
+
+test("emptyDir over its sizeLimit evicts the pod; activeDeadlineSeconds fails it", async () => {
+  const { kube, runtime, controller } = harness();
+  const pod = makePod({
+    spec: {
+      containers: [
+        { name: "app", image: "a:1", volumeMounts: [{ name: "tmp", mountPath: "/tmp" }] },
+      ],
+      volumes: [{ name: "tmp", emptyDir: { sizeLimit: "8Ki" } }],
+    },
+  });
+  controller.onPodUpsert(pod);
+  await until(() => runtime.of("app").length === 1, "running");
+  await writeFile(
+    join(runtime.of("app")[0]!.spec.mounts[0]!.hostPath, "fill"),
+    Buffer.alloc(64 * 1024, 7),
+  );
+  await until(() => statusOf(kube, pod).phase === "Failed", "evicted");
+  const status = statusOf(kube, pod);
+  assert.equal(status.reason, "Evicted");
+  assert.equal(status.message, 'Usage of EmptyDir volume "tmp" exceeds the limit "8Ki". ');
+  assert.ok(
+    status.conditions.some(
+      (c: { type: string; status: string }) => c.type === "DisruptionTarget" && c.status === "True",
+    ),
+  );
+  assert.equal(runtime.of("app")[0]!.running, false);
+  assert.ok(kube.events.some((e) => e.reason === "Evicted"));
+
+  const deadline = makePod({
+    spec: { activeDeadlineSeconds: 0, containers: [{ name: "late", image: "a:1" }] },
+  });
+  controller.onPodUpsert(deadline);
+  await until(() => statusOf(kube, deadline).reason === "DeadlineExceeded", "deadline");
+  assert.equal(statusOf(kube, deadline).phase, "Failed");
+  assert.equal(
+    statusOf(kube, deadline).message,
+    "Pod was active on the node longer than the specified deadline",
+  );
+  await controller.destroy();
+});
+
+test("imagePullSecrets are decoded for the images module; missing ones are a warning; command[0] names the module", async () => {
+  const { kube, images, controller } = harness();
+  const dockerConfig = JSON.stringify({ auths: { "registry.local:5000": { auth: "dTpw" } } });
+  kube.secrets.set("default/regcred", {
+    metadata: { name: "regcred", namespace: "default" },
+    type: "kubernetes.io/dockerconfigjson",
+    data: { ".dockerconfigjson": Buffer.from(dockerConfig).toString("base64") },
+  });
+  const pod = makePod({
+    spec: {
+      imagePullSecrets: [{ name: "regcred" }, { name: "absent" }],
+      containers: [
+        { name: "app", image: "registry.local:5000/app:latest", command: ["/bin/tool.wasm"] },
+      ],
+    },
+  });
+  controller.onPodUpsert(pod);
+  await until(() => images.calls.length === 1, "ensure");
+  const options = images.calls[0]!.options;
+  assert.deepEqual(options.pullSecrets, [dockerConfig]);
+  assert.equal(options.executable, "/bin/tool.wasm");
+  assert.equal(options.pullPolicy, "Always", ":latest defaults to Always");
+  const warning = kube.events.find((e) => e.reason === "FailedToRetrieveImagePullSecret");
+  assert.equal(
+    warning?.message,
+    "Unable to retrieve some image pull secrets (absent); attempting to pull the image may not succeed.",
+  );
+  await controller.close(0);
+  await assert.rejects(controller.resync([]), { code: "WASMLET_ERR_CONTROLLER_CLOSED" });
+});
+
+test("image errors map to the kubelet's waiting reasons by code", async () => {
+  const { pullFailureReason } = await import("../../../src/pods/states/pulling.ts");
+  assert.equal(pullFailureReason({ code: "WASMLET_ERR_IMAGE_NEVER_PULL" }), "ErrImageNeverPull");
+  assert.equal(
+    pullFailureReason({ code: "WASMLET_ERR_IMAGE_REFERENCE_INVALID" }),
+    "InvalidImageName",
+  );
+  assert.equal(pullFailureReason({ reason: "InvalidImageName" }), "InvalidImageName");
+  assert.equal(pullFailureReason({ code: "WASMLET_ERR_IMAGE_NOT_FOUND" }), "ErrImagePull");
+  assert.equal(pullFailureReason(new Error("x")), "ErrImagePull");
+});

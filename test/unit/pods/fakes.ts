@@ -1,0 +1,314 @@
+// In-memory fakes of the pods/ ports, for unit tests. They behave like the real parts where the pod
+// logic depends on it (404 on a missing object, strategic merge of status conditions by type,
+// instances that exit, stop within grace) and record every call for assertions.
+import type { V1ConfigMap, V1Pod, V1Secret } from "@kubernetes/client-node";
+import pino from "pino";
+import type {
+  EnsuredImage,
+  ExitStatus,
+  ImageEnsureOptions,
+  ImagePort,
+  KubePort,
+  PodEvent,
+  RunHandle,
+  RunSpec,
+  RuntimePort,
+} from "../../../src/pods/ports.ts";
+import type { ServiceAccountTokenRequest } from "../../../src/volumes/ports.ts";
+
+export const silentLogger = pino({ level: "silent" });
+
+// The smallest valid module: magic + version.
+export const EMPTY_MODULE = new WebAssembly.Module(
+  new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]),
+);
+
+export class HttpError extends Error {
+  readonly statusCode: number;
+  constructor(statusCode: number, message: string) {
+    super(message);
+    this.statusCode = statusCode;
+  }
+}
+
+export class FakeKube implements KubePort {
+  readonly configMaps = new Map<string, V1ConfigMap>();
+  readonly secrets = new Map<string, V1Secret>();
+  readonly runtimeClasses = new Map<string, string>();
+  readonly events: PodEvent[] = [];
+  readonly patches: { namespace: string; name: string; patch: Record<string, unknown> }[] = [];
+  readonly deletes: { namespace: string; name: string; uid: string }[] = [];
+  readonly tokens: ServiceAccountTokenRequest[] = [];
+  /** Server-side status per pod uid, built by applying patches like the API server would. */
+  readonly statuses = new Map<string, Record<string, unknown>>();
+  tokenSeconds = 3600;
+  failPatches = 0;
+
+  setConfigMap(
+    namespace: string,
+    name: string,
+    data: Record<string, string>,
+    binaryData?: Record<string, string>,
+  ): void {
+    this.configMaps.set(`${namespace}/${name}`, {
+      metadata: { name, namespace },
+      data,
+      ...(binaryData ? { binaryData } : {}),
+    });
+  }
+
+  setSecret(namespace: string, name: string, data: Record<string, string>): void {
+    const encoded = Object.fromEntries(
+      Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString("base64")]),
+    );
+    this.secrets.set(`${namespace}/${name}`, { metadata: { name, namespace }, data: encoded });
+  }
+
+  async getConfigMap(namespace: string, name: string): Promise<V1ConfigMap | undefined> {
+    return structuredClone(this.configMaps.get(`${namespace}/${name}`));
+  }
+
+  async getSecret(namespace: string, name: string): Promise<V1Secret | undefined> {
+    return structuredClone(this.secrets.get(`${namespace}/${name}`));
+  }
+
+  async createServiceAccountToken(
+    _namespace: string,
+    serviceAccountName: string,
+    request: ServiceAccountTokenRequest,
+  ) {
+    this.tokens.push(request);
+    return {
+      token: `token-${serviceAccountName}-${this.tokens.length}`,
+      expirationTimestamp: new Date(Date.now() + this.tokenSeconds * 1000),
+    };
+  }
+
+  async patchPodStatus(
+    namespace: string,
+    name: string,
+    patch: Record<string, unknown>,
+  ): Promise<void> {
+    if (this.failPatches > 0) {
+      this.failPatches--;
+      throw new HttpError(500, "injected failure");
+    }
+    this.patches.push({ namespace, name, patch: structuredClone(patch) });
+    const uid = (patch.metadata as { uid: string }).uid;
+    const current = this.statuses.get(uid) ?? {};
+    for (const [field, value] of Object.entries(patch.status as Record<string, unknown>)) {
+      if (value === null) delete current[field];
+      else if (field === "conditions") {
+        const merged = new Map(
+          ((current.conditions as { type: string }[] | undefined) ?? []).map((c) => [c.type, c]),
+        );
+        for (const c of value as { type: string }[]) merged.set(c.type, c);
+        current.conditions = [...merged.values()];
+      } else current[field] = structuredClone(value);
+    }
+    this.statuses.set(uid, current);
+  }
+
+  async deletePod(namespace: string, name: string, uid: string): Promise<void> {
+    this.deletes.push({ namespace, name, uid });
+  }
+
+  recordEvent(event: PodEvent): void {
+    this.events.push(event);
+  }
+
+  async getRuntimeClassHandler(name: string): Promise<string | undefined> {
+    return this.runtimeClasses.get(name);
+  }
+
+  /** The status as the API holds it; tests read arbitrary JSON paths from it. */
+  // biome-ignore lint/suspicious/noExplicitAny: assertions navigate untyped status JSON
+  status(uid: string): Record<string, any> {
+    return this.statuses.get(uid) ?? {};
+  }
+
+  eventReasons(): string[] {
+    return this.events.map((e) => e.reason);
+  }
+}
+
+export interface FakeImage {
+  config?: EnsuredImage["config"];
+  /** Fail this many times before succeeding (with `reason` when given). */
+  failures?: number;
+  reason?: string;
+  /** Never resolve until the signal aborts. */
+  hang?: boolean;
+}
+
+export class FakeImages implements ImagePort {
+  readonly images = new Map<string, FakeImage>();
+  readonly calls: { image: string; options: ImageEnsureOptions }[] = [];
+
+  async ensure(image: string, options: ImageEnsureOptions): Promise<EnsuredImage> {
+    this.calls.push({ image, options });
+    const entry = this.images.get(image) ?? {};
+    if (entry.hang) {
+      await new Promise((_, reject) => {
+        options.signal.addEventListener("abort", () => reject(new Error("aborted")), {
+          once: true,
+        });
+      });
+    }
+    if ((entry.failures ?? 0) > 0) {
+      entry.failures = (entry.failures ?? 0) - 1;
+      const error = new Error(`pull of ${image} failed: manifest unknown`) as Error & {
+        reason?: string;
+      };
+      if (entry.reason) error.reason = entry.reason;
+      throw error;
+    }
+    options.onPulling?.();
+    return {
+      image: `docker.io/library/${image}`,
+      imageID: `docker.io/library/${image.split(":")[0]}@sha256:${"ab".repeat(32)}`,
+      module: EMPTY_MODULE,
+      config: entry.config ?? { entrypoint: ["/app.wasm"] },
+      pulled: true,
+      sizeBytes: 1234,
+    };
+  }
+}
+
+export interface Behaviour {
+  /** Exit by itself after this many ms (undefined: run until stopped). */
+  exitAfterMs?: number;
+  exitCode?: number;
+  reason?: string;
+  /** `started` rejects with this message. */
+  startError?: string;
+}
+
+export class FakeInstance implements RunHandle {
+  readonly id: string;
+  readonly spec: RunSpec;
+  readonly started: Promise<Date>;
+  readonly exited: Promise<ExitStatus>;
+  readonly stops: number[] = [];
+  #resolveExit!: (status: ExitStatus) => void;
+  #startedAt = new Date();
+  #done = false;
+  readonly #onExit: () => void;
+
+  constructor(spec: RunSpec, behaviour: Behaviour, onExit: () => void) {
+    this.id = spec.id;
+    this.spec = spec;
+    this.#onExit = onExit;
+    this.exited = new Promise((resolve) => {
+      this.#resolveExit = resolve;
+    });
+    if (behaviour.startError) {
+      this.started = Promise.reject(new Error(behaviour.startError));
+      this.started.catch(() => undefined);
+      this.exit(128);
+    } else {
+      this.started = Promise.resolve(this.#startedAt);
+      if (behaviour.exitAfterMs !== undefined) {
+        setTimeout(
+          () => this.exit(behaviour.exitCode ?? 0, behaviour.reason),
+          behaviour.exitAfterMs,
+        );
+      }
+    }
+  }
+
+  get running(): boolean {
+    return !this.#done;
+  }
+
+  exit(exitCode: number, reason?: string): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#onExit();
+    this.#resolveExit({
+      exitCode,
+      ...(reason ? { reason } : {}),
+      startedAt: this.#startedAt,
+      finishedAt: new Date(),
+    });
+  }
+
+  async stop(graceMs: number): Promise<void> {
+    this.stops.push(graceMs);
+    this.exit(143);
+    await this.exited;
+  }
+}
+
+export class FakeRuntime implements RuntimePort {
+  readonly instances: FakeInstance[] = [];
+  readonly behaviours = new Map<string, Behaviour>();
+  /** Live instances per `uid/container`; a second one is a bug the tests must catch. */
+  readonly live = new Map<string, number>();
+  maxConcurrentPerContainer = 0;
+
+  run(spec: RunSpec): RunHandle {
+    const key = `${spec.labels.uid}/${spec.labels.container}`;
+    const count = (this.live.get(key) ?? 0) + 1;
+    this.live.set(key, count);
+    this.maxConcurrentPerContainer = Math.max(this.maxConcurrentPerContainer, count);
+    const behaviour = this.behaviours.get(spec.labels.container ?? "") ?? {};
+    const instance = new FakeInstance(spec, behaviour, () =>
+      this.live.set(key, (this.live.get(key) ?? 1) - 1),
+    );
+    this.instances.push(instance);
+    return instance;
+  }
+
+  of(container: string): FakeInstance[] {
+    return this.instances.filter((i) => i.spec.labels.container === container);
+  }
+}
+
+/** Polls until `check` returns a truthy value (or throws on timeout with `what`). */
+export async function until<T>(
+  check: () => T | undefined | false,
+  what: string,
+  timeoutMs = 3000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = check();
+    if (typeof (value as { then?: unknown } | undefined)?.then === "function") {
+      throw new Error("until() needs a synchronous check: a promise is always truthy");
+    }
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+let counter = 0;
+
+export function makePod(
+  overrides: {
+    spec?: Partial<V1Pod["spec"]>;
+    metadata?: Partial<V1Pod["metadata"]>;
+    status?: V1Pod["status"];
+  } = {},
+): V1Pod {
+  counter++;
+  const pod: V1Pod = {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: {
+      name: `pod-${counter}`,
+      namespace: "default",
+      uid: `uid-${counter}-${process.pid}`,
+      ...overrides.metadata,
+    },
+    spec: {
+      nodeName: "wasm-node",
+      restartPolicy: "Always",
+      containers: [{ name: "app", image: "hello:1" }],
+      ...overrides.spec,
+    } as V1Pod["spec"],
+  };
+  if (overrides.status) pod.status = overrides.status;
+  return pod;
+}
