@@ -10,6 +10,7 @@ export interface Command {
 }
 
 const commands: Record<string, Command> = {
+  run: { summary: "run a Kubernetes node that runs WebAssembly", load: () => import("./run.ts") },
   push: {
     summary: "publish a .wasm file as a CNCF wasm artifact",
     load: () => import("./push.ts"),

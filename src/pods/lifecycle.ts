@@ -581,6 +581,7 @@ export class PodLifecycle implements StateContext {
         container: container.name,
       },
     };
+    if (image.entrypointExport !== undefined) runSpec.entrypointExport = image.entrypointExport;
     const memory = bytesOf(limits.memory);
     if (memory !== undefined) runSpec.memoryLimitBytes = memory;
     const cpuRequest = millisOf(requests.cpu);

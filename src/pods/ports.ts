@@ -44,6 +44,8 @@ export interface EnsuredImage {
   imageID: string;
   module: WebAssembly.Module;
   config: ImageRunConfig;
+  /** The export to call instead of `_start` (runwasi's `path#function` entrypoints). */
+  entrypointExport?: string;
   /** False when the image was already present (event "already present on machine"). */
   pulled: boolean;
   sizeBytes?: number;
@@ -74,6 +76,8 @@ export interface RunSpec {
   tty: boolean;
   /** CRI-format log file for this instance (`<podLogDir>/<container>/<restartCount>.log`). */
   logPath: string;
+  /** The export to call; `_start` when absent. */
+  entrypointExport?: string;
   memoryLimitBytes?: number;
   cpuRequestMillis?: number;
   cpuLimitMillis?: number;

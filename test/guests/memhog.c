@@ -5,6 +5,9 @@
 #include <string.h>
 #include <unistd.h>
 
+// Every block is chained from this volatile root, so the compiler cannot elide the allocations.
+static void *volatile chain;
+
 int main(void) {
   const char *limit_env = getenv("LIMIT_MIB");
   long limit = limit_env ? atol(limit_env) : -1;
@@ -21,6 +24,8 @@ int main(void) {
       abort();
     }
     memset(p, 1, 1 << 20);
+    *(void **)p = chain;
+    chain = p;
     mib++;
     if (mib % 16 == 0) printf("allocated %ld MiB\n", mib);
   }

@@ -10,7 +10,18 @@ import { promisify } from "node:util";
 const run = promisify(execFile);
 const guestsDir = new URL("../guests/", import.meta.url).pathname;
 
-export type GuestName = "hello" | "ticker" | "reader" | "memhog" | "cpuloop" | "hello-go";
+export type GuestName =
+  | "hello"
+  | "ticker"
+  | "reader"
+  | "memhog"
+  | "cpuloop"
+  | "hello-go"
+  | "cat"
+  | "sockets"
+  | "flood"
+  | "fsprobe"
+  | "hog";
 
 function cacheDir(): string {
   const base = process.env.XDG_CACHE_HOME || join(homedir(), ".cache");

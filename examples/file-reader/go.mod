@@ -1,0 +1,3 @@
+module wasmlet.example/file-reader
+
+go 1.24

@@ -1,0 +1,3 @@
+module wasmlet.example/hello-go
+
+go 1.24

@@ -1,0 +1,3 @@
+module wasmlet.example/primes
+
+go 1.24

@@ -1,0 +1,3 @@
+module wasmlet.example/ticker
+
+go 1.24

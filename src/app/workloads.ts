@@ -1,0 +1,289 @@
+// The part of the node that runs pods: it builds the runtime, the image service and the pod
+// controller, connects them through the pods' ports, feeds the controller from a resilient watch
+// of the pods bound to this node, and registers the kubelet API endpoints that read what runs
+// (logs, exec, attach, metrics, stats, pods).
+import { join } from "node:path";
+import type { V1Pod } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { ImageService } from "../images/image-service.ts";
+import { isNotFound } from "../kube/api-error.ts";
+import type { KubeClient } from "../kube/client.ts";
+import { ResilientWatch } from "../kube/watch.ts";
+import type { PodUsage } from "../metrics/usage.ts";
+import { WasmletMetrics } from "../metrics/wasmlet-metrics.ts";
+import { PodController } from "../pods/controller.ts";
+import type { Timing } from "../pods/lifecycle-deps.ts";
+import { SUPPORTED_IMPORTS } from "../runtime/module-check.ts";
+import { Runtime } from "../runtime/runtime.ts";
+import type { RuntimeOptions } from "../runtime/types.ts";
+import { containerLogsRoute } from "../server/container-logs.ts";
+import { statsRoutes } from "../server/stats-routes.ts";
+import type { AppContext, Component, ComponentFactory } from "./app.ts";
+import { ImageServicePort } from "./image-port.ts";
+import { KubeApiPort, type RuntimeClassLookup } from "./kube-port.ts";
+import { resolveLogTarget } from "./log-targets.ts";
+import { WasiRuntimePort } from "./runtime-port.ts";
+
+export interface WorkloadOptions {
+  /** Overrides of the kubelet's timings (tests shorten them). */
+  timing?: Partial<Timing>;
+  runtime?: Omit<RuntimeOptions, "logger">;
+}
+
+/** RuntimeClass handlers, read on demand and kept for a while (admission asks once per pod). */
+class RuntimeClassCache implements RuntimeClassLookup {
+  readonly #kube: KubeClient;
+  readonly #cache = new Map<string, { handler: string | undefined; at: number }>();
+  readonly #ttlMs: number;
+
+  constructor(kube: KubeClient, ttlMs = 30_000) {
+    this.#kube = kube;
+    this.#ttlMs = ttlMs;
+  }
+
+  async handler(name: string): Promise<string | undefined> {
+    const cached = this.#cache.get(name);
+    if (cached && Date.now() - cached.at < this.#ttlMs) return cached.handler;
+    let handler: string | undefined;
+    try {
+      handler = (await this.#kube.nodeApi.readRuntimeClass({ name })).handler;
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+    this.#cache.set(name, { handler, at: Date.now() });
+    return handler;
+  }
+}
+
+export function workloads(options: WorkloadOptions = {}): ComponentFactory {
+  return (context) => new Workloads(context, options);
+}
+
+export class Workloads implements Component {
+  readonly name = "workloads";
+  readonly runtime: Runtime;
+  readonly images: ImageService;
+  readonly controller: PodController;
+  readonly metrics = new WasmletMetrics();
+  readonly #runtimePort: WasiRuntimePort;
+  readonly #watch: ResilientWatch<V1Pod>;
+  readonly #log: Logger;
+  readonly #shutdownGraceMs: number;
+  #closing: Promise<void> | undefined;
+
+  constructor(context: AppContext, options: WorkloadOptions = {}) {
+    const { config, kube, events, node, logger } = context;
+    this.#log = logger.child({ component: "workloads" });
+    this.#shutdownGraceMs = config.shutdownGracePeriodMs;
+    this.runtime = new Runtime({
+      ...options.runtime,
+      logger: logger.child({ component: "runtime" }),
+    });
+    this.images = new ImageService({
+      dataDir: config.dataDir,
+      registry: { plainHttp: config.insecureRegistries },
+      ...(config.imageCredentialFile ? { dockerConfigPath: config.imageCredentialFile } : {}),
+      supportedImports: Object.entries(SUPPORTED_IMPORTS).flatMap(([module, names]) =>
+        names.map((n) => `${module}.${n}`),
+      ),
+    });
+    const fieldSelector = `spec.nodeName=${config.nodeName}`;
+    const podLogsDir = join(config.dataDir, "logs");
+    this.#runtimePort = new WasiRuntimePort({
+      runtime: this.runtime,
+      logRotation: {
+        maxBytes: config.containerLogMaxSizeBytes,
+        maxFiles: config.containerLogMaxFiles,
+      },
+      scratchDir: join(config.dataDir, "mounts"),
+      onRestart: () => this.metrics.containerRestarts.inc(),
+      onExit: (status) => {
+        if (status.reason === "OOMKilled") this.metrics.oomKills.inc();
+      },
+    });
+    const seenAt = new Map<string, number>();
+    this.controller = new PodController({
+      node: {
+        nodeName: config.nodeName,
+        nodeIPs: [config.nodeIP],
+        allocatable: () => (node.node?.status?.allocatable ?? {}) as Record<string, string>,
+        podLogsDir,
+      },
+      podsDir: join(config.dataDir, "pods"),
+      hostPath: config.allowHostPath,
+      images: new ImageServicePort(this.images, {
+        onPulled: (bytes) => {
+          this.metrics.imagePulls.inc({ result: "pulled" });
+          this.metrics.imagePullBytes.inc(bytes);
+        },
+        onPresent: () => this.metrics.imagePulls.inc({ result: "cached" }),
+        onFailed: () => this.metrics.imagePulls.inc({ result: "failed" }),
+      }),
+      runtime: this.#runtimePort,
+      kube: new KubeApiPort(kube, events, new RuntimeClassCache(kube)),
+      logger: logger.child({ component: "pods" }),
+      onState: (pod, state) => {
+        if (!seenAt.has(pod.uid)) seenAt.set(pod.uid, performance.now());
+        if (state === "Running")
+          this.metrics.podStartSeconds.observe((performance.now() - seenAt.get(pod.uid)!) / 1000);
+        if (state === "Terminated") seenAt.delete(pod.uid);
+      },
+      timing: {
+        crashLoop: {
+          initialMs: config.crashLoopBackoffBaseMs,
+          maxMs: config.crashLoopBackoffMaxMs,
+          resetAfterMs: 600_000,
+        },
+        ...options.timing,
+      },
+    });
+    this.#watch = new ResilientWatch<V1Pod>({
+      kubeConfig: kube.kubeConfig,
+      path: "/api/v1/pods",
+      typeName: "V1Pod",
+      fieldSelector,
+      list: () => kube.core.listPodForAllNamespaces({ fieldSelector }),
+      handler: {
+        added: (pod) => this.controller.onPodUpsert(pod),
+        modified: (pod) => this.controller.onPodUpsert(pod),
+        deleted: (pod) => this.controller.onPodDeleted(pod),
+        synced: (pods) => {
+          this.controller
+            .resync(pods)
+            .catch((error: unknown) => this.#log.error({ err: error }, "resync failed"));
+        },
+      },
+      logger: this.#log,
+    });
+    this.#routes(context, podLogsDir);
+    node.addReadinessCheck("runtime", () =>
+      this.#closing ? "the node is shutting down" : undefined,
+    );
+    node.setWorkloadSource(() => {
+      const containers = this.runtime.containers();
+      const memoryBytes = containers.reduce((sum, c) => sum + c.memoryBytes(), 0);
+      return {
+        pods: this.controller.size,
+        containers: containers.length,
+        cpuMillis: 0,
+        memoryBytes,
+      };
+    });
+  }
+
+  /** Registers the kubelet API endpoints that read what runs here. */
+  #routes(context: AppContext, podLogsDir: string): void {
+    const { server } = context;
+    server.route(
+      containerLogsRoute({
+        resolve: (namespace, name, container, previous) =>
+          resolveLogTarget(
+            {
+              podLogsDir,
+              pod: (ns, n) => this.#watch.get(ns, n),
+              live: (ns, n, c) => {
+                const instance = this.controller.instance(ns, n, c);
+                const running = instance && this.runtime.container(instance.id);
+                return instance && running
+                  ? { logPath: instance.logPath, exited: running.exited }
+                  : undefined;
+              },
+            },
+            namespace,
+            name,
+            container,
+            previous,
+          ),
+      }),
+    );
+    for (const route of statsRoutes({
+      usage: () => this.#usage(context),
+      pods: () => this.#watch.list(),
+      metrics: async () => {
+        this.#refreshGauges();
+        return { contentType: this.metrics.contentType, body: await this.metrics.render() };
+      },
+    })) {
+      server.route(route);
+    }
+  }
+
+  #refreshGauges(): void {
+    const phases = new Map<string, number>();
+    for (const pod of this.#watch.list()) {
+      const phase = pod.status?.phase ?? "Pending";
+      phases.set(phase, (phases.get(phase) ?? 0) + 1);
+    }
+    this.metrics.podsByPhase.reset();
+    for (const [phase, count] of phases) this.metrics.podsByPhase.set({ phase }, count);
+    const stats = this.runtime.stats();
+    this.metrics.workers.set({ state: "idle" }, stats.idleWorkers);
+    this.metrics.workers.set({ state: "busy" }, stats.busyWorkers);
+  }
+
+  /** The node (this process and its worker threads) and every running container, measured now. */
+  async #usage(context: AppContext) {
+    const time = new Date();
+    const cpu = process.cpuUsage();
+    const pods = new Map<string, PodUsage>();
+    for (const { labels, container } of this.#runtimePort.running()) {
+      const startTime = await Promise.race([container.started, Promise.resolve(undefined)]).catch(
+        () => undefined,
+      );
+      if (!startTime || !labels.uid) continue;
+      const usage = await container.cpuUsage().catch(() => undefined);
+      if (!usage) continue;
+      let pod = pods.get(labels.uid);
+      if (!pod) {
+        pod = {
+          namespace: labels.namespace ?? "",
+          name: labels.pod ?? "",
+          uid: labels.uid,
+          startTime,
+          containers: [],
+        };
+        pods.set(labels.uid, pod);
+      }
+      if (startTime < pod.startTime) pod.startTime = startTime;
+      pod.containers.push({
+        name: labels.container ?? "",
+        startTime,
+        cpu: { time, usageCoreSeconds: (usage.user + usage.system) / 1e6 },
+        memory: { time, workingSetBytes: container.memoryBytes() },
+      });
+    }
+    return {
+      node: {
+        nodeName: context.config.nodeName,
+        startTime: new Date(Date.now() - process.uptime() * 1000),
+        cpu: { time, usageCoreSeconds: (cpu.user + cpu.system) / 1e6 },
+        memory: { time, workingSetBytes: process.memoryUsage.rss() },
+      },
+      pods: [...pods.values()],
+    };
+  }
+
+  async start(): Promise<void> {
+    await this.images.start();
+    await this.runtime.start();
+    this.#watch.start();
+    await this.#watch.synced;
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.#watch.close();
+      await this.controller.close(this.#shutdownGraceMs);
+      await this.runtime.close();
+      await this.images.close();
+    })();
+    return this.#closing;
+  }
+
+  async destroy(): Promise<void> {
+    await this.#watch.close();
+    await this.controller.destroy();
+    await this.runtime.destroy();
+    await this.images.close();
+  }
+}

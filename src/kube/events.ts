@@ -1,0 +1,180 @@
+// Events that `kubectl describe` shows. Recording never throws and never blocks the caller: a
+// failed write is logged and dropped. The same event repeated within ten minutes is counted on the
+// existing object (series) instead of creating a new one, as client-go's recorder does.
+import { type EventsV1Event, V1MicroTime, type V1ObjectReference } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { describeError } from "../errors.ts";
+import { apiError, isNotFound } from "./api-error.ts";
+import type { KubeClient } from "./client.ts";
+import { patchOptions } from "./patch.ts";
+
+export type EventType = "Normal" | "Warning";
+
+export interface EventTarget {
+  kind: string;
+  name: string;
+  namespace?: string;
+  uid?: string;
+  apiVersion?: string;
+  fieldPath?: string;
+}
+
+export interface EventRecorderOptions {
+  kube: KubeClient;
+  /** Who reports: `reportingController` is `wasmlet`, `reportingInstance` the node name. */
+  nodeName: string;
+  logger: Logger;
+  /** Window in which a repeat of the same event is counted instead of recreated. */
+  seriesWindowMs?: number;
+}
+
+export const REPORTING_CONTROLLER = "wasmlet";
+
+interface SeriesEntry {
+  namespace: string;
+  name: string;
+  count: number;
+  last: number;
+}
+
+export class EventRecorder {
+  readonly #options: EventRecorderOptions;
+  readonly #log: Logger;
+  readonly #series = new Map<string, SeriesEntry>();
+  readonly #pending = new Set<Promise<void>>();
+  readonly #window: number;
+  #closed = false;
+  #sequence = 0;
+
+  constructor(options: EventRecorderOptions) {
+    this.#options = options;
+    this.#log = options.logger.child({ component: "events" });
+    this.#window = options.seriesWindowMs ?? 10 * 60_000;
+  }
+
+  normal(target: EventTarget, reason: string, note: string, action = reason): void {
+    this.record("Normal", target, reason, note, action);
+  }
+
+  warning(target: EventTarget, reason: string, note: string, action = reason): void {
+    this.record("Warning", target, reason, note, action);
+  }
+
+  record(
+    type: EventType,
+    target: EventTarget,
+    reason: string,
+    note: string,
+    action = reason,
+  ): void {
+    if (this.#closed) return;
+    const work = this.#write(type, target, reason, note.slice(0, 1024), action.slice(0, 128)).catch(
+      (error) => {
+        this.#log.warn(
+          { reason, target: `${target.kind}/${target.name}`, err: describeError(error) },
+          "could not record event",
+        );
+      },
+    );
+    this.#pending.add(work);
+    void work.finally(() => this.#pending.delete(work));
+  }
+
+  /** Waits for events already recorded to be written. */
+  async flush(): Promise<void> {
+    await Promise.all([...this.#pending]);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.flush();
+  }
+
+  async #write(
+    type: EventType,
+    target: EventTarget,
+    reason: string,
+    note: string,
+    action: string,
+  ): Promise<void> {
+    const namespace = target.namespace || "default";
+    const key = JSON.stringify([
+      type,
+      target.kind,
+      namespace,
+      target.name,
+      target.uid,
+      reason,
+      note,
+    ]);
+    const now = Date.now();
+    const existing = this.#series.get(key);
+    if (existing && now - existing.last < this.#window) {
+      existing.count++;
+      existing.last = now;
+      try {
+        await this.#options.kube.events.patchNamespacedEvent(
+          {
+            namespace: existing.namespace,
+            name: existing.name,
+            body: { series: { count: existing.count, lastObservedTime: new V1MicroTime(now) } },
+          },
+          patchOptions("merge"),
+        );
+        return;
+      } catch (error) {
+        if (!isNotFound(error))
+          throw apiError(error, `updating event ${existing.namespace}/${existing.name}`);
+        this.#series.delete(key);
+      }
+    }
+    const regarding: V1ObjectReference = {
+      kind: target.kind,
+      name: target.name,
+      namespace: target.namespace,
+      uid: target.uid,
+      apiVersion: target.apiVersion ?? "v1",
+      fieldPath: target.fieldPath,
+    };
+    const event: EventsV1Event = {
+      apiVersion: "events.k8s.io/v1",
+      kind: "Event",
+      metadata: {
+        name: `${target.name}.${(BigInt(now) * 1_000_000n + BigInt(this.#sequence++ % 1_000_000)).toString(16)}`,
+        namespace,
+      },
+      eventTime: new V1MicroTime(now),
+      type,
+      reason,
+      note,
+      action,
+      regarding,
+      reportingController: REPORTING_CONTROLLER,
+      reportingInstance: this.#options.nodeName,
+    };
+    try {
+      const created = await this.#options.kube.events.createNamespacedEvent({
+        namespace,
+        body: event,
+      });
+      this.#series.set(key, {
+        namespace,
+        name: created.metadata?.name ?? event.metadata!.name!,
+        count: 1,
+        last: now,
+      });
+      this.#prune(now);
+    } catch (error) {
+      throw apiError(
+        error,
+        `recording event ${reason} on ${target.kind} ${namespace}/${target.name}`,
+      );
+    }
+  }
+
+  #prune(now: number): void {
+    if (this.#series.size < 1000) return;
+    for (const [key, entry] of this.#series)
+      if (now - entry.last >= this.#window) this.#series.delete(key);
+  }
+}

@@ -1,0 +1,45 @@
+import { defineErrors } from "../errors.ts";
+
+export const runtimeError = defineErrors({
+  WASMLET_ERR_RUNTIME_NOT_STARTED: {
+    description: "Runtime.run() was called before start() finished.",
+  },
+  WASMLET_ERR_RUNTIME_CLOSED: {
+    description: "The runtime was closed or destroyed; it runs nothing more.",
+  },
+  WASMLET_ERR_INVALID_SPEC: {
+    description: "A container or exec description is invalid (argv, env, mounts, limits, ids).",
+  },
+  WASMLET_ERR_DUPLICATE_CONTAINER: {
+    description: "A container with this id is already running in this runtime.",
+  },
+  WASMLET_ERR_MODULE_INVALID: {
+    description: "The WebAssembly module cannot be compiled or is not a core module.",
+    hint: "build the image for wasm32-wasip1 and check the layer is a complete .wasm file",
+  },
+  WASMLET_ERR_MISSING_IMPORTS: {
+    description: "The module imports functions wasmlet does not provide.",
+    hint: "wasmlet provides wasi_snapshot_preview1 only; build for wasm32-wasip1",
+  },
+  WASMLET_ERR_MISSING_EXPORT: {
+    description:
+      "The module lacks its entrypoint export (default `_start`) or its `memory` export.",
+  },
+  WASMLET_ERR_INSTANTIATE: {
+    description:
+      "Instantiating the module failed (imports of the wrong type, start function trap).",
+  },
+  WASMLET_ERR_MOUNT: {
+    description: "A mount's host directory does not exist or is not a directory.",
+  },
+  WASMLET_ERR_START_FAILED: {
+    description: "The instance never ran its entrypoint; its exit status says why.",
+  },
+  WASMLET_ERR_NOT_RUNNING: {
+    description:
+      "The instance is not running (stdin write, exec) or its stdin is closed or absent.",
+  },
+  WASMLET_ERR_WORKER: {
+    description: "A worker thread failed to start or crashed outside the guest.",
+  },
+});

@@ -1,0 +1,107 @@
+// What the runtime can run, checked before a worker is taken: images/ can call missingImports()
+// right after pulling to name what a module lacks, and the runtime refuses such a module with all
+// the names at once (instantiation would only name the first).
+import { isWasmletError } from "../errors.ts";
+import { wasmKind, withMemoryMaximum } from "../wasm/binary.ts";
+import { runtimeError } from "./errors.ts";
+import { WASI_FUNCTIONS, WASI_MODULE } from "./wasi-abi.ts";
+
+/** Every import the runtime provides, by module name: all of preview1's functions. */
+export const SUPPORTED_IMPORTS: Readonly<Record<string, readonly string[]>> = Object.freeze({
+  [WASI_MODULE]: Object.freeze(Object.keys(WASI_FUNCTIONS)),
+});
+
+const supported = new Set(Object.keys(WASI_FUNCTIONS));
+
+/** The module's imports the runtime lacks, as `module.name` (plus ` (memory)` etc. for non-functions). */
+export function missingImports(module: WebAssembly.Module): string[] {
+  const out: string[] = [];
+  for (const item of WebAssembly.Module.imports(module)) {
+    const ok = item.module === WASI_MODULE && item.kind === "function" && supported.has(item.name);
+    if (!ok)
+      out.push(
+        item.kind === "function"
+          ? `${item.module}.${item.name}`
+          : `${item.module}.${item.name} (${item.kind})`,
+      );
+  }
+  return out;
+}
+
+/** Throws a WasmletError naming what keeps the module from running with this entrypoint. */
+export function checkModule(module: WebAssembly.Module, entrypoint: string): void {
+  const missing = missingImports(module);
+  if (missing.length > 0) {
+    throw runtimeError(
+      "WASMLET_ERR_MISSING_IMPORTS",
+      `the module imports what wasmlet does not provide: ${missing.join(", ")}`,
+    );
+  }
+  const exports = WebAssembly.Module.exports(module);
+  const memory = exports.find((e) => e.name === "memory");
+  if (memory?.kind !== "memory") {
+    throw runtimeError(
+      "WASMLET_ERR_MISSING_EXPORT",
+      "the module does not export its memory as `memory` (WASI requires it)",
+    );
+  }
+  const entry = exports.find((e) => e.name === entrypoint);
+  if (entry?.kind !== "function") {
+    const functions = exports.filter((e) => e.kind === "function").map((e) => e.name);
+    throw runtimeError(
+      "WASMLET_ERR_MISSING_EXPORT",
+      `the module has no exported function \`${entrypoint}\`${functions.length ? ` (it exports: ${functions.slice(0, 10).join(", ")})` : ""}`,
+      {
+        hint:
+          entrypoint === "_start"
+            ? "build it as a WASI command (with a main function), not a reactor or library"
+            : undefined,
+      },
+    );
+  }
+}
+
+/**
+ * Compiles raw bytes for the runtime: checks they are a core module, caps memory at
+ * `memoryLimitBytes` (see withMemoryMaximum) and compiles. Errors are WASMLET_ERR_MODULE_INVALID
+ * (or the wasm/ codes for bytes that are not a module at all).
+ */
+export async function compileModule(
+  bytes: Uint8Array,
+  memoryLimitBytes?: number,
+): Promise<WebAssembly.Module> {
+  const kind = wasmKind(bytes);
+  if (kind !== "module") {
+    throw runtimeError(
+      "WASMLET_ERR_MODULE_INVALID",
+      kind === "component"
+        ? "the binary is a WebAssembly component; wasmlet runs core modules (WASI preview1)"
+        : "the bytes are not a WebAssembly module (bad magic number)",
+    );
+  }
+  let capped = bytes;
+  try {
+    // A module whose minimum is above the limit keeps it; the worker reports that as OOMKilled.
+    if (memoryLimitBytes !== undefined)
+      capped = withMemoryMaximum(bytes as Uint8Array<ArrayBuffer>, memoryLimitBytes);
+  } catch (error) {
+    throw runtimeError(
+      "WASMLET_ERR_MODULE_INVALID",
+      `the module is malformed: ${isWasmletError(error) ? error.message : String(error)}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  try {
+    return await WebAssembly.compile(capped as Uint8Array<ArrayBuffer>);
+  } catch (error) {
+    throw runtimeError(
+      "WASMLET_ERR_MODULE_INVALID",
+      `the module does not compile: ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
+  }
+}

@@ -1,0 +1,144 @@
+// The runtime's public contract: plain types, no Kubernetes. pods/ turns a pod's container into a
+// ContainerSpec, runs it with Runtime.run() and turns the ExitStatus into a container state;
+// server/ uses Container for attach, exec and top.
+import type { LogRotation } from "../logs/log-writer.ts";
+
+export type OutputStream = "stdout" | "stderr";
+
+export interface Mount {
+  /** Existing host directory. */
+  hostPath: string;
+  /** Absolute path at which the guest sees it (e.g. `/data`). Unique per container. */
+  guestPath: string;
+  /** Writes, creations, renames and deletions under it fail with EROFS. */
+  readOnly: boolean;
+}
+
+export interface ContainerSpec {
+  /** Unique among the runtime's live containers (pods/ uses pod uid + container name + restart). */
+  id: string;
+  /**
+   * The compiled module, its memory maximum already at most `memoryLimitBytes` (apply
+   * `withMemoryMaximum` from src/wasm/binary.ts before compiling). Raw bytes are accepted too: the
+   * runtime then checks, caps and compiles them, and a bad binary ends the container as StartError.
+   */
+  module: WebAssembly.Module | Uint8Array;
+  /** The memory limit, used to classify deaths near it as OOMKilled and to refuse growth past it. */
+  memoryLimitBytes?: number;
+  /** argv, argv[0] included. */
+  args: string[];
+  env: Record<string, string>;
+  mounts: Mount[];
+  /** Absolute guest path; given to the guest as $PWD (WASI preview1 has no working directory). */
+  workingDir?: string;
+  /** Export to call; default `_start`. A reactor's `_initialize` is called first when present. */
+  entrypoint?: string;
+  /** Keep a stdin channel open (writeStdin/closeStdin); otherwise stdin reads end-of-file. */
+  stdin?: boolean;
+  /** CRI-format log file for stdout and stderr (see src/logs/log-writer.ts for the layout). */
+  logPath: string;
+  logRotation?: LogRotation;
+  /** CPU request; mapped to the worker thread's nice value where the OS allows. */
+  cpuRequestMillis?: number;
+  /** Hard stop this long after start: reason DeadlineExceeded, exit code 137. */
+  deadlineMs?: number;
+}
+
+/**
+ * Why an instance ended. `Completed` (exit 0) and `Error` (any other end, traps included) are what
+ * the kubelet reports; `OOMKilled` when the guest died at its memory limit; `DeadlineExceeded` when
+ * `deadlineMs` ran out; `StartError` when it never ran (bad module, missing export or import, mount
+ * missing), exit code 128 like containerd.
+ */
+export type ExitReason = "Completed" | "Error" | "OOMKilled" | "DeadlineExceeded" | "StartError";
+
+export interface ExitStatus {
+  /** 0-255. 143 = stopped on request, 137 = killed (grace period over, deadline, OOM), 134 = trap. */
+  exitCode: number;
+  reason: ExitReason;
+  /** Detail for people, e.g. `wasm trap: unreachable executed in function abort`. */
+  message?: string;
+  /** Set when the guest ended because of a stop request (15) or was killed (9), like a signal. */
+  signal?: 9 | 15;
+  /** When the entrypoint was called; undefined when it never was (StartError). */
+  startedAt: Date | undefined;
+  finishedAt: Date;
+}
+
+/** Microseconds of CPU time, like process.cpuUsage(). */
+export interface CpuUsage {
+  user: number;
+  system: number;
+}
+
+export type OutputListener = (stream: OutputStream, chunk: Uint8Array) => void;
+
+/** A running (or finished) instance: the container itself or an exec in it. */
+export interface Instance {
+  readonly id: string;
+  /** Resolves with the start time when the entrypoint is called; rejects when it never is. */
+  readonly started: Promise<Date>;
+  /** Always resolves, once. */
+  readonly exited: Promise<ExitStatus>;
+  readonly running: boolean;
+  /**
+   * Asks the guest to stop: it ends at its next WASI call (sleeps and blocking reads are cut
+   * short) with exit code 143, like SIGTERM without a handler. Still running after
+   * `gracePeriodMs`, its thread is terminated: exit code 137. Calling again can shorten the grace.
+   */
+  stop(gracePeriodMs: number): Promise<ExitStatus>;
+  /** Feeds stdin (waits while the 64 KiB channel is full). Rejects when stdin is not open. */
+  writeStdin(data: Uint8Array | string): Promise<void>;
+  /** The guest reads end-of-file once buffered input is consumed. Idempotent. */
+  closeStdin(): void;
+  /** CPU time of the guest's thread since this instance started. */
+  cpuUsage(): Promise<CpuUsage>;
+  /** Size of the guest's linear memory, as of its last WASI call. */
+  memoryBytes(): number;
+}
+
+export interface Container extends Instance {
+  readonly spec: Readonly<ContainerSpec>;
+  /**
+   * Live stdout/stderr (for attach) from now on; returns the unsubscribe function. Lossy: when
+   * listeners fall more than 4 MiB behind, chunks are dropped (the log file has everything).
+   */
+  onOutput(listener: OutputListener): () => void;
+  /** Runs another instance of the module with the container's env and mounts. */
+  exec(options: ExecOptions): Instance;
+}
+
+export interface ExecOptions {
+  /** argv, argv[0] included. */
+  args: string[];
+  /** Keep a stdin channel open; otherwise stdin reads end-of-file. */
+  stdin?: boolean;
+  /**
+   * Receives output. Returning a promise applies backpressure: the guest waits while more than
+   * 1 MiB of output is delivered but not yet settled.
+   */
+  onOutput: (stream: OutputStream, chunk: Uint8Array) => void | Promise<void>;
+  /** Hard stop after this long. */
+  deadlineMs?: number;
+}
+
+/** What Runtime needs from a logger (pino's signature). */
+export interface RuntimeLogger {
+  debug(object: object, message?: string): void;
+  warn(object: object, message?: string): void;
+}
+
+export interface RuntimeOptions {
+  /** Idle workers kept ready at the least (default 2) and at the most (default 16). */
+  minIdleWorkers?: number;
+  maxIdleWorkers?: number;
+  /** Idle workers above the demand-driven target retire after this long (default 30 s). */
+  idleTimeoutMs?: number;
+  /** A worker is retired after this many instances (default 100). */
+  maxRunsPerWorker?: number;
+  /** Content bytes per log record before a line is cut into P records (default 16 KiB). */
+  maxLogLineBytes?: number;
+  /** Grace period close() gives running instances (default 10 s). */
+  closeGracePeriodMs?: number;
+  logger?: RuntimeLogger;
+}

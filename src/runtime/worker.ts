@@ -1,0 +1,183 @@
+// A worker thread of the pool. It waits for a `run` message, runs that one instance synchronously
+// (the guest owns the thread until it ends), reports, and waits for the next. Guest code never
+// reaches the host thread: traps, exits and stop requests end here and cross as an Outcome.
+import { readlinkSync, realpathSync, statSync } from "node:fs";
+import { setPriority } from "node:os";
+import { parentPort } from "node:worker_threads";
+import { isWasmletError } from "../errors.ts";
+import type { HostToWorker, Outcome, RunMessage, WorkerToHost } from "./protocol.ts";
+import { toWireError } from "./protocol.ts";
+
+// node:wasi announces itself as experimental on load; that warning is noise in wasmlet's output.
+process.removeAllListeners("warning");
+const { GuestControl, StopRequested } = await import("./control.ts");
+const { createGuestOutput } = await import("./guest-output.ts");
+const { GuestExit, WasiHost } = await import("./wasi-host.ts");
+const { runtimeError } = await import("./errors.ts");
+const { checkModule } = await import("./module-check.ts");
+
+const port = parentPort!;
+const post = (message: WorkerToHost, transfer: ArrayBuffer[] = []) =>
+  port.postMessage(message, transfer);
+
+/** This thread's Linux thread id, for per-thread nice values. */
+const tid: number | undefined = (() => {
+  try {
+    const id = Number(readlinkSync("/proc/thread-self").split("/").at(-1));
+    return Number.isInteger(id) && id > 0 ? id : undefined;
+  } catch {
+    return undefined;
+  }
+})();
+
+const TRAP_MESSAGES: Record<string, string> = {
+  unreachable: "unreachable executed",
+};
+
+function trapOutcome(error: Error): Outcome {
+  const stack = error.stack ?? "";
+  const named = /^\s*at (\S+) \(wasm:\/\/wasm\//m.exec(stack);
+  const numbered = /wasm-function\[(\d+)\]/.exec(stack);
+  const functionName = named?.[1] ?? (numbered ? `function #${numbered[1]}` : undefined);
+  let message = TRAP_MESSAGES[error.message] ?? error.message;
+  if (error instanceof RangeError && /call stack/i.test(error.message))
+    message = "call stack exhausted";
+  return functionName === undefined
+    ? { kind: "trap", message }
+    : { kind: "trap", message, functionName };
+}
+
+function outcomeOf(error: unknown, started: boolean): Outcome {
+  if (error instanceof GuestExit) return error.outcome;
+  if (error instanceof StopRequested) return { kind: "stopped", signal: error.signal };
+  if (!started) {
+    if (isWasmletError(error)) return { kind: "start-failed", error: toWireError(error) };
+    const detail = error instanceof Error ? error.message : String(error);
+    return {
+      kind: "start-failed",
+      error: toWireError(
+        runtimeError("WASMLET_ERR_INSTANTIATE", `instantiating the module failed: ${detail}`),
+      ),
+    };
+  }
+  if (error instanceof WebAssembly.RuntimeError || error instanceof RangeError)
+    return trapOutcome(error);
+  return {
+    kind: "trap",
+    message: `guest ended by an error in wasmlet: ${(error as Error)?.message ?? error}`,
+  };
+}
+
+function resolveMounts(message: RunMessage) {
+  return message.mounts.map((mount) => {
+    let root: string;
+    try {
+      root = realpathSync.native(mount.hostPath);
+      if (!statSync(root).isDirectory()) throw new Error("not a directory");
+    } catch (error) {
+      throw runtimeError(
+        "WASMLET_ERR_MOUNT",
+        `mount ${mount.guestPath}: host directory ${mount.hostPath} is unusable: ${(error as Error).message}`,
+      );
+    }
+    return { guestPath: mount.guestPath, root, readOnly: mount.readOnly };
+  });
+}
+
+function setNice(value: number): boolean {
+  if (tid === undefined) return value === 0;
+  try {
+    setPriority(tid, value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function run(message: RunMessage): void {
+  const { instanceId } = message;
+  const control = new GuestControl(message.control, message.stdinRing);
+  const cpuStart = process.threadCpuUsage();
+  let started = false;
+  let outcome: Outcome;
+  let output: ReturnType<typeof createGuestOutput> | undefined;
+  let host: InstanceType<typeof WasiHost> | undefined;
+  let niceChanged = false;
+  try {
+    if (message.nice !== undefined && message.nice !== 0) {
+      niceChanged = true;
+      if (!setNice(message.nice)) {
+        post({
+          type: "warning",
+          instanceId,
+          message: `could not set thread nice value ${message.nice}`,
+        });
+      }
+    }
+    const mounts = resolveMounts(message);
+    checkModule(message.module, message.entrypoint);
+    output = createGuestOutput(message.output, instanceId, control, post);
+    host = new WasiHost({
+      args: message.args,
+      env: message.env,
+      mounts,
+      control,
+      output,
+      memoryLimitBytes: message.memoryLimitBytes,
+      onWarning: (text) => post({ type: "warning", instanceId, message: text }),
+    });
+    const instance = new WebAssembly.Instance(message.module, {
+      wasi_snapshot_preview1: host.imports(),
+    });
+    const exports = instance.exports;
+    const memory = exports.memory as WebAssembly.Memory;
+    const entry = exports[message.entrypoint] as () => unknown;
+    host.bind(instance, memory);
+    const limit = message.memoryLimitBytes;
+    if (limit !== undefined && memory.buffer.byteLength > limit) {
+      throw new GuestExit({
+        kind: "memory-limit",
+        message: `the module's initial memory (${memory.buffer.byteLength} bytes) is above the limit of ${limit}`,
+      });
+    }
+    control.checkStop();
+    started = true;
+    post({
+      type: "started",
+      instanceId,
+      startedAt: performance.timeOrigin + performance.now(),
+      cpu: cpuStart,
+    });
+    if (message.entrypoint !== "_start" && typeof exports._initialize === "function") {
+      (exports._initialize as () => void)();
+    }
+    entry();
+    outcome = { kind: "exit", code: 0 };
+  } catch (error) {
+    outcome = outcomeOf(error, started);
+  }
+  try {
+    output?.close();
+  } catch {}
+  try {
+    host?.close();
+  } catch {}
+  const memoryBytes = host?.memoryBytes() ?? 0;
+  const cpu = process.threadCpuUsage(cpuStart);
+  const reusable = niceChanged ? setNice(0) : true;
+  post({
+    type: "exited",
+    instanceId,
+    outcome,
+    finishedAt: performance.timeOrigin + performance.now(),
+    memoryBytes,
+    cpu,
+    reusable,
+  });
+}
+
+port.on("message", (message: HostToWorker) => {
+  if (message.type === "run") run(message);
+  else if (message.type === "shutdown") port.close();
+});
+post({ type: "ready", tid });

@@ -1,0 +1,258 @@
+// The kubelet API: fastify over HTTPS. The port is bound at start, before any certificate exists
+// (handshakes fail until one arrives), so a port in use is reported at once. Every request is
+// authenticated (client certificate or bearer token) and authorized (SubjectAccessReview on the
+// Node) before its handler runs; anonymous requests get 401, unauthorized ones 403.
+//
+// Endpoints plug in with `server.route({...})` before `start()`: a method, a URL, a handler and,
+// when the path mapping is not enough, the authorization it needs (see authz.ts). A route may
+// declare a Node feature it brings (`declares`), which `features()` reports for the Node status.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Server as HttpsServer } from "node:https";
+import Fastify, {
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type HTTPMethods,
+  LogController,
+} from "fastify";
+import type { Logger } from "pino";
+import type { Config } from "../config/config.ts";
+import type { Authenticator, UserInfo } from "./authn.ts";
+import {
+  type Authorizer,
+  type NodeAccess,
+  type NodeSubresource,
+  subresourcesForPath,
+  type Verb,
+  verbForMethod,
+} from "./authz.ts";
+import { serverError } from "./errors.ts";
+import { httpFailure } from "./http-errors.ts";
+import type { CurrentCertificate, ServingCertificates } from "./serving-certificates.ts";
+
+export interface RouteContext {
+  /** The authenticated caller. */
+  user: UserInfo;
+  /** The subresource that granted access. */
+  subresource: NodeSubresource;
+  log: Logger;
+}
+
+export interface KubeletRoute {
+  method: HTTPMethods | HTTPMethods[];
+  /** fastify path syntax, e.g. `/containerLogs/:namespace/:pod/:container`. */
+  url: string;
+  handler: (request: FastifyRequest, reply: FastifyReply, context: RouteContext) => unknown;
+  /** Authorization; by default the kubelet's mapping of the path and the verb of the method. */
+  access?: { verb?: Verb; subresources?: readonly NodeSubresource[] };
+  /** A `status.declaredFeatures` entry the node gains with this route. */
+  declares?: string;
+}
+
+export interface KubeletServerOptions {
+  config: Pick<Config, "address" | "port" | "nodeName">;
+  logger: Logger;
+  authenticator: Authenticator;
+  authorizer: Authorizer;
+  certificates: ServingCertificates;
+  /** PEM bundle that verifies client certificates. */
+  clientCA: string | undefined;
+}
+
+interface RouteConfig {
+  access?: KubeletRoute["access"];
+}
+
+const USER = Symbol("wasmlet.user");
+const GRANTED = Symbol("wasmlet.granted");
+
+type AuthedRequest = FastifyRequest & { [USER]?: UserInfo; [GRANTED]?: NodeSubresource };
+
+export class KubeletServer {
+  readonly #options: KubeletServerOptions;
+  readonly #log: Logger;
+  readonly #routes: KubeletRoute[] = [];
+  #app: FastifyInstance<HttpsServer, IncomingMessage, ServerResponse, Logger> | undefined;
+  #port: number | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: KubeletServerOptions) {
+    this.#options = options;
+    this.#log = options.logger.child({ component: "kubelet-api" });
+  }
+
+  /** Registers an endpoint; only before start(). */
+  route(route: KubeletRoute): void {
+    if (this.#app)
+      throw serverError(
+        "WASMLET_ERR_SERVER_ROUTE",
+        `route ${route.url} registered after the kubelet API started`,
+      );
+    const methods = [route.method].flat();
+    for (const existing of this.#routes) {
+      if (existing.url === route.url && [existing.method].flat().some((m) => methods.includes(m))) {
+        throw serverError(
+          "WASMLET_ERR_SERVER_ROUTE",
+          `route ${methods.join(",")} ${route.url} is registered twice`,
+        );
+      }
+    }
+    this.#routes.push(route);
+  }
+
+  /** Node features the registered routes bring, for `status.declaredFeatures`. */
+  features(): string[] {
+    return [...new Set(this.#routes.flatMap((r) => (r.declares ? [r.declares] : [])))].sort();
+  }
+
+  /** The bound port (after start). */
+  get port(): number {
+    if (this.#port === undefined) throw new Error("the kubelet API has not started");
+    return this.#port;
+  }
+
+  async start(): Promise<void> {
+    if (this.#app) return;
+    const { config, certificates, clientCA } = this.#options;
+    const initial = certificates.current();
+    const app = Fastify({
+      loggerInstance: this.#log,
+      // Requests are logged once, at debug level, by the onResponse hook below.
+      logController: new LogController({ disableRequestLogging: true }),
+      https: {
+        requestCert: true,
+        rejectUnauthorized: false,
+        minVersion: "TLSv1.2",
+        ...(clientCA ? { ca: clientCA } : {}),
+        ...(initial ? { cert: initial.cert, key: initial.key } : {}),
+      },
+      // Paths carry names of pods and containers; keep them exactly as sent.
+      routerOptions: { ignoreTrailingSlash: false },
+    });
+    this.#app = app;
+    certificates.onChange((certificate) => this.#useCertificate(certificate));
+
+    app.addHook("onRequest", async (request: AuthedRequest) => {
+      const path = request.url;
+      const routeConfig = (request.routeOptions.config ?? {}) as RouteConfig;
+      const access: NodeAccess = {
+        verb: routeConfig.access?.verb ?? verbForMethod(request.method),
+        subresources: routeConfig.access?.subresources ?? subresourcesForPath(path),
+      };
+      const user = await this.#options.authenticator.authenticate(request.raw);
+      if (!user) throw serverError("WASMLET_ERR_UNAUTHENTICATED", "Unauthorized");
+      const granted = await this.#options.authorizer.authorize(user, access);
+      if (!granted) {
+        throw serverError(
+          "WASMLET_ERR_FORBIDDEN",
+          `Forbidden (user=${user.username}, verb=${access.verb}, resource=nodes, subresource(s)=[${access.subresources.join(",")}])`,
+        );
+      }
+      request[USER] = user;
+      request[GRANTED] = granted;
+    });
+    app.addHook("onResponse", async (request: AuthedRequest, reply) => {
+      request.log.debug(
+        {
+          method: request.method,
+          url: request.url,
+          status: reply.statusCode,
+          user: request[USER]?.username,
+          ms: Math.round(reply.elapsedTime),
+        },
+        "kubelet API request",
+      );
+    });
+    app.setErrorHandler((error, request, reply) => {
+      const failure = httpFailure(error);
+      if (failure.internal)
+        request.log.error({ err: error, url: request.url }, "kubelet API request failed");
+      else
+        request.log.debug(
+          { status: failure.status, url: request.url, reason: failure.message },
+          "kubelet API request refused",
+        );
+      if (failure.status === 401) reply.header("www-authenticate", 'Bearer realm="wasmlet"');
+      return reply.code(failure.status).type("text/plain; charset=utf-8").send(failure.message);
+    });
+    app.setNotFoundHandler((_request, reply) =>
+      reply.code(404).type("text/plain; charset=utf-8").send("404 page not found\n"),
+    );
+
+    for (const route of this.#routes) {
+      app.route({
+        method: route.method,
+        url: route.url,
+        config: { access: route.access } satisfies RouteConfig,
+        handler: (request: AuthedRequest, reply) =>
+          route.handler(request, reply, {
+            user: request[USER] as UserInfo,
+            subresource: request[GRANTED] as NodeSubresource,
+            log: request.log as unknown as Logger,
+          }),
+      });
+    }
+
+    try {
+      await app.listen({ host: config.address, port: config.port });
+    } catch (error) {
+      this.#app = undefined;
+      await app.close().catch(() => {});
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "EADDRINUSE") {
+        throw serverError(
+          "WASMLET_ERR_SERVER_ADDRESS_IN_USE",
+          `the kubelet API cannot listen on ${config.address}:${config.port}: the port is in use`,
+          {
+            cause: error,
+          },
+        );
+      }
+      throw serverError(
+        "WASMLET_ERR_SERVER_LISTEN",
+        `the kubelet API cannot listen on ${config.address}:${config.port}: ${(error as Error).message}`,
+        {
+          cause: error,
+        },
+      );
+    }
+    const address = app.server.address();
+    this.#port = typeof address === "object" && address ? address.port : config.port;
+    this.#log.info(
+      {
+        address: config.address,
+        port: this.#port,
+        serving: initial ? initial.source : "waiting for a certificate",
+      },
+      "kubelet API listening",
+    );
+  }
+
+  #useCertificate(certificate: CurrentCertificate): void {
+    const server = this.#app?.server as HttpsServer | undefined;
+    if (!server) return;
+    const clientCA = this.#options.clientCA;
+    server.setSecureContext({
+      cert: certificate.cert,
+      key: certificate.key,
+      ...(clientCA ? { ca: clientCA } : {}),
+    });
+  }
+
+  /** Stops accepting connections and waits for requests in flight; safe to call twice. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      const app = this.#app;
+      if (!app) return;
+      await app.close();
+    })();
+    return this.#closing;
+  }
+
+  /** Closes at once, cutting open connections (long-lived streams included). */
+  async destroy(): Promise<void> {
+    const server = this.#app?.server as HttpsServer | undefined;
+    server?.closeAllConnections();
+    await this.close();
+  }
+}

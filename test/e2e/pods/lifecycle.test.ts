@@ -1,0 +1,231 @@
+// What a Kubernetes user does with pods on a wasm node: run them, read their output, see them
+// crash, restart, run out of memory and get deleted — through the real scheduler, controllers,
+// API server and kubectl.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { eventually, kubectl, kubectlOk } from "../../support/cluster.ts";
+import {
+  applyJson,
+  getPod,
+  kubectlStatus,
+  logsOf,
+  type PodTestBed,
+  phaseIs,
+  startPodTestBed,
+  waitForPod,
+} from "./support.ts";
+
+let bed: PodTestBed;
+before(async () => {
+  bed = await startPodTestBed("pods");
+});
+after(async () => {
+  await bed?.cleanup();
+});
+
+function pod(name: string, container: Record<string, unknown>, spec: Record<string, unknown> = {}) {
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name },
+    spec: {
+      runtimeClassName: bed.runtimeClass,
+      restartPolicy: "Never",
+      containers: [{ name: "main", ...container }],
+      ...spec,
+    },
+  };
+}
+
+test("a pod that names only a RuntimeClass lands on the wasm node, runs and succeeds with its args and env", async () => {
+  await applyJson(
+    bed.namespace,
+    pod("hello", {
+      image: await bed.image("hello"),
+      args: ["one", "$(GREETING) two"],
+      env: [{ name: "GREETING", value: "hi" }],
+    }),
+  );
+  const done = await waitForPod(bed.namespace, "hello", "Succeeded", phaseIs("Succeeded"));
+  assert.equal(done.spec?.nodeName, bed.wasmlet.nodeName);
+  const status = done.status?.containerStatuses?.[0];
+  assert.equal(status?.state?.terminated?.reason, "Completed");
+  assert.equal(status?.state?.terminated?.exitCode, 0);
+  assert.match(status?.containerID ?? "", /^wasmlet:\/\//);
+  assert.match(status?.imageID ?? "", /@sha256:[0-9a-f]{64}$/);
+  const logs = await logsOf(bed.namespace, "hello");
+  assert.match(logs, /^hello from wasm$/m);
+  assert.match(logs, /^arg\[1\]=one$/m);
+  assert.match(logs, /^arg\[2\]=hi two$/m);
+  assert.match(logs, /^env GREETING=hi$/m);
+  assert.match(logs, /^hello on stderr$/m);
+  const events = await kubectlOk([
+    "-n",
+    bed.namespace,
+    "get",
+    "events",
+    "--field-selector",
+    "involvedObject.name=hello",
+    "-o",
+    "jsonpath={.items[*].reason}",
+  ]);
+  for (const reason of ["Scheduled", "Pulling", "Pulled", "Created", "Started"])
+    assert.match(events, new RegExp(`\\b${reason}\\b`));
+});
+
+test("the stock `wasm` RuntimeClass schedules onto wasm nodes only", async () => {
+  const rc = JSON.parse(await kubectlOk(["get", "runtimeclass", "wasm", "-o", "json"]));
+  assert.equal(rc.handler, "wasmlet");
+  assert.deepEqual(rc.scheduling.nodeSelector, { "node.kubernetes.io/wasmlet": "true" });
+  assert.ok(rc.scheduling.tolerations.some((t: { key: string }) => t.key === "wasmlet.io/wasm"));
+});
+
+test("an ordinary pod and a DaemonSet stay off the wasm node", async () => {
+  await applyJson(bed.namespace, {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name: "ordinary" },
+    spec: {
+      nodeSelector: { "kubernetes.io/hostname": bed.wasmlet.nodeName },
+      containers: [{ name: "c", image: "nginx:1" }],
+    },
+  });
+  await applyJson(bed.namespace, {
+    apiVersion: "apps/v1",
+    kind: "DaemonSet",
+    metadata: { name: "agent" },
+    spec: {
+      selector: { matchLabels: { app: "agent" } },
+      template: {
+        metadata: { labels: { app: "agent" } },
+        spec: { containers: [{ name: "c", image: "agent:1" }] },
+      },
+    },
+  });
+  const unschedulable = await waitForPod(bed.namespace, "ordinary", "reported unschedulable", (p) =>
+    Boolean(
+      p.status?.conditions?.some((c) => c.type === "PodScheduled" && c.reason === "Unschedulable"),
+    ),
+  );
+  assert.match(
+    unschedulable.status?.conditions?.find((c) => c.type === "PodScheduled")?.message ?? "",
+    /taint|affinity|selector/,
+  );
+  await new Promise((r) => setTimeout(r, 2000));
+  const daemonPods = JSON.parse(
+    await kubectlOk(["-n", bed.namespace, "get", "pods", "-l", "app=agent", "-o", "json"]),
+  );
+  assert.equal(
+    daemonPods.items.filter(
+      (p: { spec: { nodeName?: string } }) => p.spec.nodeName === bed.wasmlet.nodeName,
+    ).length,
+    0,
+  );
+});
+
+test("a crashing container goes into CrashLoopBackOff with a growing restart count", async () => {
+  await applyJson(
+    bed.namespace,
+    pod(
+      "crasher",
+      { image: await bed.image("hello"), env: [{ name: "EXIT_CODE", value: "3" }] },
+      { restartPolicy: "Always" },
+    ),
+  );
+  const looping = await waitForPod(
+    bed.namespace,
+    "crasher",
+    "in CrashLoopBackOff",
+    (p) =>
+      p.status?.containerStatuses?.[0]?.state?.waiting?.reason === "CrashLoopBackOff" &&
+      (p.status.containerStatuses[0].restartCount ?? 0) >= 1,
+  );
+  const last = looping.status?.containerStatuses?.[0]?.lastState?.terminated;
+  assert.equal(last?.exitCode, 3);
+  assert.equal(last?.reason, "Error");
+  assert.equal(
+    await eventually(
+      async () =>
+        (await kubectlStatus(bed.namespace, "crasher")) === "CrashLoopBackOff" ? "yes" : undefined,
+      "kubectl STATUS CrashLoopBackOff",
+      15_000,
+    ),
+    "yes",
+  );
+  assert.match(await logsOf(bed.namespace, "crasher", ["--previous"]), /^hello from wasm$/m);
+  await eventually(
+    async () =>
+      ((await getPod(bed.namespace, "crasher"))?.status?.containerStatuses?.[0]?.restartCount ??
+        0) >= 2,
+    "a second restart",
+    15_000,
+  );
+});
+
+test("a guest that outgrows its memory limit is OOMKilled", async () => {
+  await applyJson(
+    bed.namespace,
+    pod("hog", { image: await bed.image("memhog"), resources: { limits: { memory: "16Mi" } } }),
+  );
+  const dead = await waitForPod(bed.namespace, "hog", "Failed", phaseIs("Failed"));
+  const terminated = dead.status?.containerStatuses?.[0]?.state?.terminated;
+  assert.equal(terminated?.reason, "OOMKilled");
+  assert.equal(terminated?.exitCode, 137);
+  assert.equal(await kubectlStatus(bed.namespace, "hog"), "OOMKilled");
+});
+
+test("deleting a running pod stops it within its grace period and removes it", async () => {
+  await applyJson(
+    bed.namespace,
+    pod("ticker", { image: await bed.image("ticker") }, { terminationGracePeriodSeconds: 5 }),
+  );
+  await waitForPod(bed.namespace, "ticker", "Running", phaseIs("Running"));
+  await eventually(
+    async () => /tick 2/.test(await logsOf(bed.namespace, "ticker")),
+    "two ticks in the log",
+  );
+  const started = Date.now();
+  const result = await kubectl([
+    "-n",
+    bed.namespace,
+    "delete",
+    "pod",
+    "ticker",
+    "--wait=true",
+    "--timeout=20s",
+  ]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.ok(Date.now() - started < 5000, `deletion took ${Date.now() - started} ms`);
+  assert.equal(await getPod(bed.namespace, "ticker"), undefined);
+});
+
+test("a pod the node cannot run is rejected with a precise reason", async () => {
+  await applyJson(
+    bed.namespace,
+    pod("hostnet", { image: await bed.image("hello") }, { hostNetwork: true }),
+  );
+  const rejected = await waitForPod(bed.namespace, "hostnet", "Failed", phaseIs("Failed"));
+  assert.match(`${rejected.status?.reason} ${rejected.status?.message}`, /hostNetwork/);
+});
+
+test("a missing image shows ErrImagePull, then ImagePullBackOff", async () => {
+  await applyJson(bed.namespace, pod("missing", { image: `${await bed.image("hello")}-nope` }));
+  const waiting = await waitForPod(bed.namespace, "missing", "waiting on the image", (p) =>
+    ["ErrImagePull", "ImagePullBackOff"].includes(
+      p.status?.containerStatuses?.[0]?.state?.waiting?.reason ?? "",
+    ),
+  );
+  assert.match(
+    waiting.status?.containerStatuses?.[0]?.state?.waiting?.message ?? "",
+    /not found|manifest unknown|MANIFEST_UNKNOWN/i,
+  );
+  await kubectlOk([
+    "-n",
+    bed.namespace,
+    "delete",
+    "pod",
+    "missing",
+    "--wait=true",
+    "--timeout=20s",
+  ]);
+});

@@ -1,0 +1,159 @@
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import { after, before, test } from "node:test";
+import { Runtime } from "../../../src/runtime/index.ts";
+import { niceForCpuRequest } from "../../../src/runtime/priority.ts";
+import { withMemoryMaximum } from "../../../src/wasm/binary.ts";
+import { guest, guestBytes, logText, spec, tempDir, until } from "./helpers.ts";
+import { ModuleBuilder, op } from "./wasm-builder.ts";
+
+const MiB = 1024 * 1024;
+const dir = tempDir();
+const runtime = new Runtime({ minIdleWorkers: 2 });
+before(() => runtime.start());
+after(async () => {
+  await runtime.destroy();
+  dir.remove();
+});
+
+test("a guest that runs out of memory at its limit ends OOMKilled with exit 137 (module capped by the caller)", async () => {
+  const module = await WebAssembly.compile(
+    withMemoryMaximum(await guestBytes("hog"), 24 * MiB) as Uint8Array<ArrayBuffer>,
+  );
+  const container = runtime.run(
+    spec(dir.path, { module, args: ["hog"], memoryLimitBytes: 24 * MiB }),
+  );
+  const status = await container.exited;
+  assert.equal(status.reason, "OOMKilled");
+  assert.equal(status.exitCode, 137);
+  assert.match(
+    status.message ?? "",
+    /^out of memory: wasm trap: unreachable executed in function abort, with 2\d\.\d MiB of its 24\.0 MiB limit in use$/,
+  );
+  assert.match(logText(container.spec.logPath, "stderr").join("\n"), /malloc failed after 2\d MiB/);
+  assert.ok(container.memoryBytes() <= 24 * MiB);
+});
+
+test("raw module bytes are capped and compiled by the runtime itself", async () => {
+  const container = runtime.run(
+    spec(dir.path, { module: await guestBytes("hog"), args: ["hog"], memoryLimitBytes: 16 * MiB }),
+  );
+  const status = await container.exited;
+  assert.equal(status.reason, "OOMKilled");
+  assert.ok(container.memoryBytes() <= 16 * MiB);
+});
+
+test("memory in use is published while the guest runs", async () => {
+  const container = runtime.run(
+    spec(dir.path, {
+      module: await guest("hog"),
+      args: ["hog"],
+      env: { LIMIT_MIB: "12" },
+      memoryLimitBytes: 64 * MiB,
+    }),
+  );
+  await until(() => logText(container.spec.logPath).includes("holding 12 MiB"));
+  await until(() => container.memoryBytes() >= 12 * MiB);
+  assert.ok(container.memoryBytes() < 20 * MiB);
+  assert.equal(
+    (await container.stop(1000)).exitCode,
+    143,
+    "a guest holding memory is not OOMKilled",
+  );
+});
+
+test("a module whose initial memory is above the limit is OOMKilled before it starts", async () => {
+  const b = new ModuleBuilder().memory(40);
+  b.exportFunction("_start", b.function("_start", [], [], []));
+  const container = runtime.run(
+    spec(dir.path, { module: b.bytes(), args: ["big"], memoryLimitBytes: 1 * MiB }),
+  );
+  const status = await container.exited;
+  assert.equal(status.reason, "OOMKilled");
+  assert.match(
+    status.message ?? "",
+    /initial memory \(2621440 bytes\) is above the limit of 1048576/,
+  );
+  assert.equal(status.startedAt, undefined);
+});
+
+test("traps end the guest as Error 134 with the trap and the function it happened in", async () => {
+  const b = new ModuleBuilder().memory(1);
+  const explode = b.function("explode", [], [], op.unreachable);
+  const recurse = b.function("recurse", [], [], op.call(1));
+  const poke = b.function("poke", [], [], [...op.i32(-8), ...op.i32Load(), ...op.drop]);
+  b.exportFunction("_start", b.function("_start", [], [], op.call(explode)));
+  b.exportFunction("deep", b.function("deep", [], [], op.call(recurse)));
+  b.exportFunction("oob", b.function("oob", [], [], op.call(poke)));
+  const bytes = b.bytes();
+  const run = async (entrypoint: string) =>
+    await runtime.run(spec(dir.path, { module: bytes, args: ["trap"], entrypoint })).exited;
+  const [unreachable, overflow, outOfBounds] = await Promise.all([
+    run("_start"),
+    run("deep"),
+    run("oob"),
+  ]);
+  assert.deepEqual(
+    [unreachable.exitCode, unreachable.reason, unreachable.message],
+    [134, "Error", "wasm trap: unreachable executed in function explode"],
+  );
+  assert.equal(overflow.message, "wasm trap: call stack exhausted in function recurse");
+  assert.equal(outOfBounds.message, "wasm trap: memory access out of bounds in function poke");
+});
+
+test("CPU time is measured per container while it computes", async () => {
+  const loop = runtime.run(spec(dir.path, { module: await guest("cpuloop"), args: ["cpuloop"] }));
+  const idle = runtime.run(
+    spec(dir.path, { module: await guest("ticker"), args: ["ticker"], env: { TICK_MS: "60000" } }),
+  );
+  await Promise.all([loop.started, idle.started]);
+  let busy = await loop.cpuUsage();
+  for (let i = 0; i < 200 && busy.user + busy.system < 100_000; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 25));
+    busy = await loop.cpuUsage();
+  }
+  const quiet = await idle.cpuUsage();
+  assert.ok(busy.user + busy.system >= 100_000, `busy ${JSON.stringify(busy)}`);
+  assert.ok(quiet.user + quiet.system < 50_000, `quiet ${JSON.stringify(quiet)}`);
+  await Promise.all([loop.stop(0), idle.stop(0)]);
+  const final = await loop.cpuUsage();
+  assert.ok(final.user + final.system >= busy.user + busy.system);
+});
+
+function guestThreadNices(): number[] {
+  const out: number[] = [];
+  for (const task of readdirSync("/proc/self/task")) {
+    try {
+      if (readFileSync(`/proc/self/task/${task}/comm`, "utf8").trim() !== "wasmlet-guest") continue;
+      const stat = readFileSync(`/proc/self/task/${task}/stat`, "utf8");
+      out.push(Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]));
+    } catch {}
+  }
+  return out;
+}
+
+test("CPU requests become thread nice values, reset when the worker is given back", async (t) => {
+  assert.equal(niceForCpuRequest(undefined), undefined);
+  assert.equal(niceForCpuRequest(1000), 0);
+  assert.equal(niceForCpuRequest(4000), 0);
+  assert.equal(niceForCpuRequest(500), 3);
+  assert.equal(niceForCpuRequest(100), 10);
+  assert.equal(niceForCpuRequest(1), 19);
+  assert.equal(niceForCpuRequest(0), 19);
+  if (guestThreadNices().length === 0) {
+    t.skip("no /proc/self/task thread names here");
+    return;
+  }
+  const container = runtime.run(
+    spec(dir.path, {
+      module: await guest("ticker"),
+      args: ["ticker"],
+      env: { TICK_MS: "60000" },
+      cpuRequestMillis: 100,
+    }),
+  );
+  await container.started;
+  await until(() => guestThreadNices().includes(10));
+  await container.stop(1000);
+  await until(() => !guestThreadNices().includes(10));
+});

@@ -1,0 +1,53 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import {
+  checkModule,
+  compileModule,
+  missingImports,
+  SUPPORTED_IMPORTS,
+} from "../../../src/runtime/index.ts";
+import { WASI_FUNCTIONS } from "../../../src/runtime/wasi-abi.ts";
+import { memoryLimits } from "../../../src/wasm/binary.ts";
+import { guest, guestBytes } from "./helpers.ts";
+
+test("SUPPORTED_IMPORTS lists all 46 preview1 functions, and node:wasi has no other", async () => {
+  const names = SUPPORTED_IMPORTS.wasi_snapshot_preview1!;
+  assert.equal(names.length, 46);
+  assert.ok(
+    names.includes("sock_accept") && names.includes("poll_oneoff") && names.includes("proc_exit"),
+  );
+  const { WASI } = await import("node:wasi");
+  const node = Object.keys(new WASI({ version: "preview1" }).wasiImport).sort();
+  assert.deepEqual([...names].sort(), node);
+  assert.deepEqual(Object.keys(WASI_FUNCTIONS).sort(), node);
+});
+
+test("real guests need nothing the runtime lacks; checkModule accepts them", async () => {
+  for (const name of ["hello", "fsprobe", "hello-go"] as const) {
+    const module = await guest(name);
+    assert.deepEqual(missingImports(module), []);
+    checkModule(module, "_start");
+  }
+  const hello = await guest("hello");
+  assert.throws(() => checkModule(hello, "main"), { code: "WASMLET_ERR_MISSING_EXPORT" });
+});
+
+test("compileModule caps memory at the limit and reports bad bytes with WASMLET_ERR_MODULE_INVALID", async () => {
+  const bytes = await guestBytes("hello");
+  assert.notEqual(memoryLimits(bytes)?.maxPages, 32);
+  const module = await compileModule(bytes, 2 * 1024 * 1024);
+  const instance = new WebAssembly.Instance(module, {
+    wasi_snapshot_preview1: Object.fromEntries(
+      Object.keys(WASI_FUNCTIONS).map((n) => [n, () => 0]),
+    ),
+  });
+  const memory = instance.exports.memory as WebAssembly.Memory;
+  const pages = memory.buffer.byteLength / 65536;
+  assert.throws(() => memory.grow(32 - pages + 1), RangeError, "cannot grow past 2 MiB");
+  await assert.rejects(compileModule(new Uint8Array([1, 2, 3])), {
+    code: "WASMLET_ERR_MODULE_INVALID",
+  });
+  await assert.rejects(compileModule(bytes.subarray(0, 100)), {
+    code: "WASMLET_ERR_MODULE_INVALID",
+  });
+});

@@ -1,0 +1,86 @@
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { Runtime } from "../../../src/runtime/index.ts";
+import { collector, guest, logText, spec, tempDir, until } from "./helpers.ts";
+
+const dir = tempDir();
+const runtime = new Runtime({ minIdleWorkers: 2 });
+before(() => runtime.start());
+after(async () => {
+  await runtime.destroy();
+  dir.remove();
+});
+
+test("stdin is a channel: written data reaches the guest, closing it is end-of-file", async () => {
+  const out = collector();
+  const cat = runtime.run(
+    spec(dir.path, { module: await guest("cat"), args: ["cat"], stdin: true }),
+  );
+  cat.onOutput(out.onOutput);
+  await cat.writeStdin("first line\n");
+  await until(() => out.text() === "first line\n");
+  await cat.writeStdin(new TextEncoder().encode("second\n"));
+  cat.closeStdin();
+  cat.closeStdin();
+  const status = await cat.exited;
+  assert.equal(status.reason, "Completed");
+  assert.deepEqual(logText(cat.spec.logPath), ["first line", "second"]);
+  assert.deepEqual(logText(cat.spec.logPath, "stderr"), ["EOF after 18 bytes"]);
+  await assert.rejects(cat.writeStdin("late"), { code: "WASMLET_ERR_NOT_RUNNING" });
+});
+
+test("input larger than the 64 KiB channel flows through in order", async () => {
+  const cat = runtime.run(
+    spec(dir.path, { module: await guest("cat"), args: ["cat"], stdin: true }),
+  );
+  const input = Buffer.alloc(300_000);
+  for (let i = 0; i < input.length; i++) input[i] = 0x61 + (i % 26);
+  for (let i = 1000; i < input.length; i += 1000) input[i] = 0x0a;
+  await cat.writeStdin(input);
+  cat.closeStdin();
+  const status = await cat.exited;
+  assert.equal(status.reason, "Completed");
+  assert.equal(logText(cat.spec.logPath).join("\n"), input.toString());
+});
+
+test("without stdin the guest reads end-of-file at once and writeStdin rejects", async () => {
+  const cat = runtime.run(spec(dir.path, { module: await guest("cat"), args: ["cat"] }));
+  await assert.rejects(cat.writeStdin("x"), { code: "WASMLET_ERR_NOT_RUNNING" });
+  const status = await cat.exited;
+  assert.equal(status.reason, "Completed");
+  assert.deepEqual(logText(cat.spec.logPath, "stderr"), ["EOF after 0 bytes"]);
+});
+
+test("a guest blocked reading stdin stops at once on request", async () => {
+  const cat = runtime.run(
+    spec(dir.path, { module: await guest("cat"), args: ["cat"], stdin: true }),
+  );
+  await cat.started;
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  const t0 = performance.now();
+  const status = await cat.stop(10_000);
+  assert.ok(performance.now() - t0 < 2000, "well before the 10 s grace period");
+  assert.equal(status.exitCode, 143);
+});
+
+test("attach: listeners get live output from when they subscribe until they unsubscribe", async () => {
+  const ticker = runtime.run(
+    spec(dir.path, { module: await guest("ticker"), args: ["ticker"], env: { TICK_MS: "5" } }),
+  );
+  await until(() => logText(ticker.spec.logPath).length >= 2);
+  const out = collector();
+  const unsubscribe = ticker.onOutput(out.onOutput);
+  await until(() => out.text().split("\n").length >= 4);
+  unsubscribe();
+  const seen = out.text();
+  await until(() => logText(ticker.spec.logPath).length >= seen.split("\n").length + 10);
+  assert.equal(out.text(), seen, "nothing after unsubscribing");
+  assert.doesNotMatch(seen, /^tick 1\n/, "nothing from before subscribing");
+  // Whole ticks in order, all of which are also in the log.
+  const ticks = seen.trim().split("\n");
+  const logged = logText(ticker.spec.logPath);
+  const first = logged.indexOf(ticks[0]!);
+  assert.ok(first > 0);
+  assert.deepEqual(logged.slice(first, first + ticks.length), ticks);
+  await ticker.stop(0);
+});
