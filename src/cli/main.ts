@@ -10,6 +10,10 @@ export interface Command {
 }
 
 const commands: Record<string, Command> = {
+  dev: {
+    summary: "start a local wasm cluster: control plane, registry, node(s), demo pod",
+    load: () => import("./dev.ts"),
+  },
   run: { summary: "run a Kubernetes node that runs WebAssembly", load: () => import("./run.ts") },
   push: {
     summary: "publish a .wasm file as a CNCF wasm artifact",

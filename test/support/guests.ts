@@ -20,8 +20,7 @@ export type GuestName =
   | "cat"
   | "sockets"
   | "flood"
-  | "fsprobe"
-  | "hog";
+  | "fsprobe";
 
 function cacheDir(): string {
   const base = process.env.XDG_CACHE_HOME || join(homedir(), ".cache");

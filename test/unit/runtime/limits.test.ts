@@ -18,7 +18,7 @@ after(async () => {
 
 test("a guest that runs out of memory at its limit ends OOMKilled with exit 137 (module capped by the caller)", async () => {
   const module = await WebAssembly.compile(
-    withMemoryMaximum(await guestBytes("hog"), 24 * MiB) as Uint8Array<ArrayBuffer>,
+    withMemoryMaximum(await guestBytes("memhog"), 24 * MiB) as Uint8Array<ArrayBuffer>,
   );
   const container = runtime.run(
     spec(dir.path, { module, args: ["hog"], memoryLimitBytes: 24 * MiB }),
@@ -36,7 +36,11 @@ test("a guest that runs out of memory at its limit ends OOMKilled with exit 137 
 
 test("raw module bytes are capped and compiled by the runtime itself", async () => {
   const container = runtime.run(
-    spec(dir.path, { module: await guestBytes("hog"), args: ["hog"], memoryLimitBytes: 16 * MiB }),
+    spec(dir.path, {
+      module: await guestBytes("memhog"),
+      args: ["hog"],
+      memoryLimitBytes: 16 * MiB,
+    }),
   );
   const status = await container.exited;
   assert.equal(status.reason, "OOMKilled");
@@ -46,7 +50,7 @@ test("raw module bytes are capped and compiled by the runtime itself", async () 
 test("memory in use is published while the guest runs", async () => {
   const container = runtime.run(
     spec(dir.path, {
-      module: await guest("hog"),
+      module: await guest("memhog"),
       args: ["hog"],
       env: { LIMIT_MIB: "12" },
       memoryLimitBytes: 64 * MiB,

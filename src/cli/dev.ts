@@ -1,0 +1,438 @@
+// `wasmlet dev`: a local wasm cluster in one command — a real control plane (src/devcluster/), a
+// local OCI registry, N wasmlet nodes and a demo pod — then the commands to try next. Ctrl-C tears
+// it all down; `--detach` leaves it running in the background until `wasmlet dev stop`.
+import { spawn } from "node:child_process";
+import { closeSync, openSync } from "node:fs";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { parseArgs } from "node:util";
+import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
+import { obtainControlPlaneBinaries } from "../devcluster/binaries.ts";
+import { kubernetesCacheDir } from "../devcluster/cache.ts";
+import { ControlPlane } from "../devcluster/control-plane.ts";
+import { demoModule } from "../devcluster/demo-module.ts";
+import { writeKubeconfig } from "../devcluster/kubeconfig.ts";
+import { ManagedProcess } from "../devcluster/managed-process.ts";
+import { freePort } from "../devcluster/ports.ts";
+import { LocalRegistry } from "../devcluster/registry.ts";
+import { KUBERNETES_VERSION } from "../devcluster/versions.ts";
+import { describeError } from "../errors.ts";
+import { pushWasmArtifact, RegistryClient } from "../images/index.ts";
+
+const HELP = `Usage: wasmlet dev [options]      start a local wasm cluster (Ctrl-C stops it)
+       wasmlet dev stop [options] stop a cluster started with --detach
+
+Starts etcd, kube-apiserver, kube-scheduler and kube-controller-manager (Kubernetes ${KUBERNETES_VERSION},
+built once from the Go module proxy when they are not cached), a local OCI registry, wasmlet
+node(s) and a demo pod, then prints what to run next.
+
+Options:
+  --nodes N             wasm nodes to start, on 127.0.0.1, 127.0.0.2, … (default 1)
+  --detach              return once the nodes are Ready and the demo pod Running; stop later
+                        with \`wasmlet dev stop\`
+  --registry-port PORT  the local registry's port (default 5000; a free port when taken)
+  --no-demo             do not start the demo pod
+  --state-dir DIR       where the cluster keeps its data, logs and kubeconfig
+                        (default $XDG_STATE_HOME/wasmlet/dev or ~/.local/state/wasmlet/dev)
+  -h, --help            show this help`;
+
+interface DevOptions {
+  nodes: number;
+  detach: boolean;
+  daemon: boolean;
+  registryPort: number;
+  demo: boolean;
+  stateDir: string;
+}
+
+interface Status {
+  state: "starting" | "ready" | "failed";
+  pid: number;
+  kubeconfig?: string;
+  summary?: string;
+  error?: string;
+}
+
+function defaultStateDir(): string {
+  const base = process.env.XDG_STATE_HOME || join(homedir(), ".local", "state");
+  return join(base, "wasmlet", "dev");
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function readStatus(stateDir: string): Promise<Status | undefined> {
+  try {
+    return JSON.parse(await readFile(join(stateDir, "status.json"), "utf8")) as Status;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Prints one line per step with its duration; on a terminal the step's line is rewritten in place. */
+class Progress {
+  readonly #tty = Boolean(process.stdout.isTTY);
+  readonly #started = Date.now();
+
+  async step<T>(title: string, work: () => Promise<T>): Promise<T> {
+    const began = Date.now();
+    if (this.#tty) process.stdout.write(`  … ${title}`);
+    else console.log(`  … ${title}`);
+    try {
+      const result = await work();
+      const took = `${((Date.now() - began) / 1000).toFixed(1)} s`;
+      if (this.#tty) process.stdout.write(`\r\x1b[2K  ✓ ${title} (${took})\n`);
+      else console.log(`  ✓ ${title} (${took})`);
+      return result;
+    } catch (error) {
+      if (this.#tty) process.stdout.write(`\r\x1b[2K  ✗ ${title}\n`);
+      else console.log(`  ✗ ${title}`);
+      throw error;
+    }
+  }
+
+  note(line: string): void {
+    if (this.#tty) process.stdout.write(`\r\x1b[2K    ${line}\n`);
+    else console.log(`    ${line}`);
+  }
+
+  get elapsed(): string {
+    return `${((Date.now() - this.#started) / 1000).toFixed(1)} s`;
+  }
+}
+
+/** Everything a running dev cluster holds, stopped in reverse order. */
+class DevCluster {
+  plane: ControlPlane | undefined;
+  registry: LocalRegistry | undefined;
+  readonly nodes: ManagedProcess[] = [];
+
+  async stop(): Promise<void> {
+    await Promise.allSettled(this.nodes.map((n) => n.stop(15_000)));
+    await Promise.allSettled([this.plane?.stop(), this.registry?.stop()]);
+  }
+}
+
+async function waitFor<T>(
+  what: string,
+  timeoutMs: number,
+  probe: () => Promise<T | undefined>,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline)
+      throw new Error(`${what} did not happen within ${timeoutMs / 1000} s`);
+    await sleep(200);
+  }
+}
+
+async function start(
+  options: DevOptions,
+  progress: Progress,
+  cluster: DevCluster,
+): Promise<{ kubeconfig: string; summary: string }> {
+  const { stateDir } = options;
+  await rm(join(stateDir, "cluster"), { recursive: true, force: true });
+  await rm(join(stateDir, "nodes"), { recursive: true, force: true });
+  await mkdir(join(stateDir, "logs"), { recursive: true });
+
+  const { binaries } = await progress.step(
+    `control-plane binaries (Kubernetes ${KUBERNETES_VERSION})`,
+    () =>
+      obtainControlPlaneBinaries({
+        onProgress: (line) => {
+          if (line.includes("not in")) {
+            progress.note(
+              `not cached in ${kubernetesCacheDir()}: building them from the Go module proxy.`,
+            );
+            progress.note(
+              "A first build takes about 10 minutes on 2 cores (later starts take seconds).",
+            );
+          } else progress.note(line);
+        },
+      }),
+  );
+  cluster.plane = await progress.step(
+    "control plane: etcd, kube-apiserver, kube-scheduler, kube-controller-manager",
+    () => ControlPlane.start({ binaries, dir: join(stateDir, "cluster") }),
+  );
+  const kubeconfig = await writeKubeconfig(join(stateDir, "kubeconfig"), {
+    server: cluster.plane.apiServerUrl,
+    caFile: cluster.plane.pki.caCert,
+    user: { certFile: cluster.plane.pki.adminCert, keyFile: cluster.plane.pki.adminKey },
+    clusterName: "wasmlet-dev",
+    embed: true,
+  });
+  cluster.registry = await progress.step("local OCI registry", async () => {
+    try {
+      return await LocalRegistry.start({
+        port: options.registryPort,
+        dir: join(stateDir, "registry"),
+      });
+    } catch (error) {
+      if ((error as { code?: string }).code !== "WASMLET_ERR_PORT_IN_USE") throw error;
+      progress.note(`port ${options.registryPort} is taken: using a free port instead`);
+      return LocalRegistry.start({ port: await freePort(), dir: join(stateDir, "registry") });
+    }
+  });
+
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfig);
+  const core = kc.makeApiClient(CoreV1Api);
+  const names = Array.from({ length: options.nodes }, (_, i) =>
+    options.nodes === 1 ? "wasmlet-dev" : `wasmlet-dev-${i + 1}`,
+  );
+  await progress.step(
+    `${options.nodes === 1 ? "wasmlet node" : `${options.nodes} wasmlet nodes`} Ready`,
+    async () => {
+      names.forEach((name, i) => {
+        const ip = `127.0.0.${i + 1}`;
+        cluster.nodes.push(
+          new ManagedProcess({
+            name,
+            command: process.execPath,
+            args: [
+              ...process.execArgv,
+              process.argv[1]!,
+              "run",
+              `--kubeconfig=${kubeconfig}`,
+              `--node-name=${name}`,
+              `--node-ip=${ip}`,
+              `--address=${ip}`,
+              "--port=10250",
+              `--data-dir=${join(stateDir, "nodes", name)}`,
+              "--allow-self-signed",
+              "--no-tls-bootstrap",
+              "--healthz-port=0",
+            ],
+            logFile: join(stateDir, "logs", `${name}.log`),
+          }),
+        );
+      });
+      await Promise.all(
+        cluster.nodes.map((node, i) =>
+          node.waitUntil(
+            async () => {
+              const status = await core.readNode({ name: names[i]! });
+              return (
+                status.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ??
+                false
+              );
+            },
+            60_000,
+            "Ready",
+          ),
+        ),
+      );
+    },
+  );
+
+  const registry = `localhost:${cluster.registry.port}`;
+  if (options.demo) {
+    await progress.step("demo pod hello Running", async () => {
+      await pushWasmArtifact(demoModule(), `${registry}/wasmlet/hello:v1`, {
+        client: new RegistryClient(),
+        title: "hello.wasm",
+      });
+      // Pods are refused until the controller-manager has made the namespace's ServiceAccount.
+      await waitFor("the default ServiceAccount to exist", 60_000, async () => {
+        await core.createNamespacedPod({
+          namespace: "default",
+          body: {
+            metadata: { name: "hello", labels: { app: "hello" } },
+            spec: {
+              runtimeClassName: "wasm",
+              containers: [{ name: "hello", image: `${registry}/wasmlet/hello:v1` }],
+            },
+          },
+        });
+        return true;
+      });
+      await waitFor("the demo pod to run", 60_000, async () => {
+        const pod = await core.readNamespacedPod({ namespace: "default", name: "hello" });
+        return pod.status?.phase === "Running" ? true : undefined;
+      });
+    });
+  }
+  const summary = [
+    "",
+    `wasmlet dev is up in ${progress.elapsed}: ${names.join(", ")} on Kubernetes ${KUBERNETES_VERSION}.`,
+    "",
+    "Try:",
+    `  export KUBECONFIG=${kubeconfig}`,
+    "  kubectl get nodes -o wide",
+    ...(options.demo ? ["  kubectl logs -f hello            # the demo pod greets every 2 s"] : []),
+    `  wasmlet push app.wasm ${registry}/app:v1   # then run it with runtimeClassName: wasm`,
+    "",
+    `Logs: ${join(stateDir, "logs")}`,
+  ].join("\n");
+  return { kubeconfig, summary };
+}
+
+function parse(argv: string[]): DevOptions | "help" {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      nodes: { type: "string", default: "1" },
+      detach: { type: "boolean", default: false },
+      daemon: { type: "boolean", default: false },
+      "registry-port": { type: "string", default: "5000" },
+      "no-demo": { type: "boolean", default: false },
+      "state-dir": { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+  });
+  if (values.help) return "help";
+  const nodes = Number(values.nodes);
+  if (!Number.isInteger(nodes) || nodes < 1 || nodes > 250)
+    throw new Error(`--nodes must be a whole number from 1 to 250, not "${values.nodes}"`);
+  const registryPort = Number(values["registry-port"]);
+  if (!Number.isInteger(registryPort) || registryPort < 1 || registryPort > 65535) {
+    throw new Error(`--registry-port must be a port number, not "${values["registry-port"]}"`);
+  }
+  return {
+    nodes,
+    detach: values.detach,
+    daemon: values.daemon,
+    registryPort,
+    demo: !values["no-demo"],
+    stateDir: values["state-dir"] ?? defaultStateDir(),
+  };
+}
+
+async function stop(stateDir: string): Promise<number> {
+  const status = await readStatus(stateDir);
+  if (!status || !isAlive(status.pid)) {
+    console.log(`no wasmlet dev cluster is running (state dir ${stateDir})`);
+    return 0;
+  }
+  process.kill(status.pid, "SIGTERM");
+  const deadline = Date.now() + 60_000;
+  while (isAlive(status.pid)) {
+    if (Date.now() > deadline) {
+      console.error(`wasmlet dev (pid ${status.pid}) did not stop within 60 s`);
+      return 1;
+    }
+    await sleep(100);
+  }
+  console.log("wasmlet dev stopped");
+  return 0;
+}
+
+/** Starts the cluster in a background process and returns once it is ready (or has failed). */
+async function detach(argv: string[], options: DevOptions): Promise<number> {
+  await mkdir(options.stateDir, { recursive: true });
+  await rm(join(options.stateDir, "status.json"), { force: true });
+  const logFile = join(options.stateDir, "dev.log");
+  const out = openSync(logFile, "w");
+  const child = spawn(
+    process.execPath,
+    [
+      ...process.execArgv,
+      process.argv[1]!,
+      "dev",
+      ...argv.filter((a) => a !== "--detach"),
+      "--daemon",
+      `--state-dir=${options.stateDir}`,
+    ],
+    { detached: true, stdio: ["ignore", out, out] },
+  );
+  closeSync(out);
+  child.unref();
+  let exited = false;
+  child.once("exit", () => {
+    exited = true;
+  });
+  for (;;) {
+    const status = await readStatus(options.stateDir);
+    if (status?.state === "ready") {
+      console.log(status.summary);
+      console.log(
+        `\nStop it with: wasmlet dev stop${options.stateDir === defaultStateDir() ? "" : ` --state-dir ${options.stateDir}`}`,
+      );
+      console.log(`export KUBECONFIG=${status.kubeconfig}`);
+      return 0;
+    }
+    if (status?.state === "failed" || exited) {
+      const log = await readFile(logFile, "utf8").catch(() => "");
+      console.error(
+        `wasmlet dev failed: ${status?.error ?? "the background process exited"}\n${log.trimEnd().split("\n").slice(-20).join("\n")}`,
+      );
+      return 1;
+    }
+    await sleep(200);
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === "stop") {
+    const parsed = parse(rest);
+    if (parsed === "help") {
+      console.log(HELP);
+      return 0;
+    }
+    return stop(parsed.stateDir);
+  }
+  const options = parse(argv);
+  if (options === "help") {
+    console.log(HELP);
+    return 0;
+  }
+  const running = await readStatus(options.stateDir);
+  if (running && running.pid !== process.pid && isAlive(running.pid)) {
+    console.error(
+      `a wasmlet dev cluster is already running (pid ${running.pid}); stop it with \`wasmlet dev stop\``,
+    );
+    return 1;
+  }
+  if (options.detach) return detach(argv, options);
+
+  await mkdir(options.stateDir, { recursive: true });
+  const writeStatus = (status: Omit<Status, "pid">) =>
+    writeFile(
+      join(options.stateDir, "status.json"),
+      JSON.stringify({ ...status, pid: process.pid }),
+    );
+  await writeStatus({ state: "starting" });
+  const cluster = new DevCluster();
+  const progress = new Progress();
+  let stopping: Promise<void> | undefined;
+  const shutdown = () => {
+    stopping ??= (async () => {
+      console.log("\nstopping wasmlet dev…");
+      await cluster.stop();
+      await rm(join(options.stateDir, "status.json"), { force: true });
+    })();
+    return stopping;
+  };
+  const stopped = new Promise<void>((resolve) => {
+    for (const signal of ["SIGINT", "SIGTERM"] as const)
+      process.once(signal, () => void shutdown().then(resolve));
+  });
+  console.log(`Starting a local wasm cluster in ${options.stateDir}`);
+  try {
+    const { kubeconfig, summary } = await start(options, progress, cluster);
+    await writeStatus({ state: "ready", kubeconfig, summary });
+    if (!options.daemon) console.log(`${summary}\n\nCtrl-C stops everything.`);
+  } catch (error) {
+    await writeStatus({ state: "failed", error: describeError(error) });
+    await shutdown();
+    console.error(`wasmlet dev: ${describeError(error)}`);
+    return 1;
+  }
+  await stopped;
+  console.log("wasmlet dev stopped");
+  return 0;
+}
