@@ -17,6 +17,7 @@ import { SUPPORTED_IMPORTS } from "../runtime/module-check.ts";
 import { Runtime } from "../runtime/runtime.ts";
 import type { RuntimeOptions } from "../runtime/types.ts";
 import { containerLogsRoute } from "../server/container-logs.ts";
+import { attachRoutes, type ExecAttachDeps, execRoutes } from "../server/exec-attach.ts";
 import { statsRoutes } from "../server/stats-routes.ts";
 import type { AppContext, Component, ComponentFactory } from "./app.ts";
 import { ImageServicePort } from "./image-port.ts";
@@ -134,6 +135,7 @@ export class Workloads implements Component {
           maxMs: config.crashLoopBackoffMaxMs,
           resetAfterMs: 600_000,
         },
+        volumeRefreshMs: config.syncFrequencyMs,
         ...options.timing,
       },
     });
@@ -196,6 +198,28 @@ export class Workloads implements Component {
           ),
       }),
     );
+    const execDeps: ExecAttachDeps = {
+      resolve: (namespace, name, containerName, podUid) => {
+        const pod = this.#watch.get(namespace, name);
+        if (!pod || (podUid !== undefined && pod.metadata?.uid !== podUid))
+          return { kind: "pod-not-found" };
+        const spec = [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])].find(
+          (c) => c.name === containerName,
+        );
+        if (!spec) return { kind: "container-not-found" };
+        const instance = this.controller.instance(namespace, name, containerName);
+        const container = instance && this.runtime.container(instance.id);
+        if (!container?.running) {
+          const waiting = [
+            ...(pod.status?.containerStatuses ?? []),
+            ...(pod.status?.initContainerStatuses ?? []),
+          ].find((s) => s.name === containerName)?.state?.waiting?.reason;
+          return waiting ? { kind: "not-running", reason: waiting } : { kind: "not-running" };
+        }
+        return { kind: "container", container, stdinOnce: spec.stdinOnce ?? false };
+      },
+    };
+    for (const route of [...execRoutes(execDeps), ...attachRoutes(execDeps)]) server.route(route);
     for (const route of statsRoutes({
       usage: () => this.#usage(context),
       pods: () => this.#watch.list(),

@@ -61,6 +61,8 @@ export interface Config {
   containerLogMaxFiles: number;
   crashLoopBackoffBaseMs: number;
   crashLoopBackoffMaxMs: number;
+  /** How often mounted ConfigMap, Secret, downwardAPI and projected volumes are re-projected. */
+  syncFrequencyMs: number;
   insecureRegistries: string[];
   imageCredentialFile: string | undefined;
   nodeLeaseDurationSeconds: number;
@@ -399,6 +401,16 @@ export const OPTIONS: readonly OptionSpec[] = [
     parse: positiveDuration,
     default: 300_000,
     defaultText: "5m",
+  }),
+  option("syncFrequencyMs", {
+    group: "Pods",
+    flag: "sync-frequency",
+    placeholder: "DURATION",
+    description:
+      "how often mounted configMap, secret, downwardAPI and projected volumes are brought up to date",
+    parse: positiveDuration,
+    default: 60_000,
+    defaultText: "1m",
   }),
   option("shutdownGracePeriodMs", {
     group: "Pods",

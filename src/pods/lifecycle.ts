@@ -425,11 +425,15 @@ export class PodLifecycle implements StateContext {
     const now = this.deps.now();
     const hasRun = (c: ContainerRecord) =>
       c.state.kind === "running" || (c.state.kind === "waiting" && c.lastState !== undefined);
+    // Like the kubelet's TerminatePod: app containers of a pod that never got through its init
+    // containers stay waiting (PodInitializing), so Initialized stays False and kubectl shows Init:….
+    const initialized = this.#hasInitialized();
     for (const container of this.record.containers.values()) {
       container.ready = false;
       container.started = false;
       if (container.state.kind === "terminated") continue;
       if (container.init && !hasRun(container)) continue;
+      if (!container.init && !initialized) continue;
       container.state = {
         kind: "terminated",
         exitCode: 137,
@@ -440,6 +444,16 @@ export class PodLifecycle implements StateContext {
     }
     this.record.terminal = true;
     this.#clearTimers();
+  }
+
+  /** The kubelet's hasPodInitialized: an app container ever left waiting, or the last init container completed. */
+  #hasInitialized(): boolean {
+    const containers = [...this.record.containers.values()];
+    const inits = containers.filter((c) => c.init);
+    if (inits.length === 0) return true;
+    if (containers.some((c) => !c.init && (c.state.kind !== "waiting" || c.lastState))) return true;
+    const last = inits.at(-1)?.state;
+    return last?.kind === "terminated" && last.exitCode === 0;
   }
 
   #logPath(container: string, index: number): string {

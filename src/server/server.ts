@@ -8,6 +8,7 @@
 // declare a Node feature it brings (`declares`), which `features()` reports for the Node status.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Server as HttpsServer } from "node:https";
+import fastifyWebsocket from "@fastify/websocket";
 import Fastify, {
   type FastifyInstance,
   type FastifyReply,
@@ -26,6 +27,7 @@ import {
   type Verb,
   verbForMethod,
 } from "./authz.ts";
+import type { ChannelSocket } from "./channel-protocol.ts";
 import { serverError } from "./errors.ts";
 import { httpFailure } from "./http-errors.ts";
 import type { CurrentCertificate, ServingCertificates } from "./serving-certificates.ts";
@@ -47,6 +49,12 @@ export interface KubeletRoute {
   access?: { verb?: Verb; subresources?: readonly NodeSubresource[] };
   /** A `status.declaredFeatures` entry the node gains with this route. */
   declares?: string;
+  /**
+   * Makes a GET route a WebSocket endpoint. A request asking to upgrade meets `handler` first,
+   * before anything is upgraded: it refuses by throwing (an HTTP error) or returns, and then the
+   * connection is upgraded and given to `websocket`.
+   */
+  websocket?: (socket: ChannelSocket, request: FastifyRequest, context: RouteContext) => void;
 }
 
 export interface KubeletServerOptions {
@@ -130,6 +138,7 @@ export class KubeletServer {
       routerOptions: { ignoreTrailingSlash: false },
     });
     this.#app = app;
+    await app.register(fastifyWebsocket);
     certificates.onChange((certificate) => this.#useCertificate(certificate));
 
     app.addHook("onRequest", async (request: AuthedRequest) => {
@@ -180,16 +189,30 @@ export class KubeletServer {
     );
 
     for (const route of this.#routes) {
+      const context = (request: AuthedRequest): RouteContext => ({
+        user: request[USER] as UserInfo,
+        subresource: request[GRANTED] as NodeSubresource,
+        log: request.log as unknown as Logger,
+      });
+      const { websocket } = route;
       app.route({
         method: route.method,
         url: route.url,
         config: { access: route.access } satisfies RouteConfig,
-        handler: (request: AuthedRequest, reply) =>
-          route.handler(request, reply, {
-            user: request[USER] as UserInfo,
-            subresource: request[GRANTED] as NodeSubresource,
-            log: request.log as unknown as Logger,
-          }),
+        handler: (request: AuthedRequest, reply) => route.handler(request, reply, context(request)),
+        // @fastify/websocket upgrades before a route's handler runs: a WebSocket route's handler
+        // runs here first, so it can refuse with an HTTP error before anything is upgraded.
+        preHandler: async (request: AuthedRequest, reply) => {
+          if (!request.ws) return;
+          reply.header("connection", "close"); // an upgraded socket cannot serve another request
+          await route.handler(request, reply, context(request));
+        },
+        ...(websocket
+          ? {
+              wsHandler: (socket: ChannelSocket, request: AuthedRequest) =>
+                websocket(socket, request, context(request)),
+            }
+          : {}),
       });
     }
 

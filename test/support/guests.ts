@@ -20,7 +20,9 @@ export type GuestName =
   | "cat"
   | "sockets"
   | "flood"
-  | "fsprobe";
+  | "fsprobe"
+  | "watcher"
+  | "toolbox";
 
 function cacheDir(): string {
   const base = process.env.XDG_CACHE_HOME || join(homedir(), ".cache");

@@ -282,6 +282,15 @@ test("init containers run in order before the app; a failing init fails a Never 
   await until(() => statusOf(kube, never).phase === "Failed", "Failed");
   assert.equal(runtime.of("main").length, 0);
   assert.equal(containerStatus(kube, never, "setup").state.terminated.exitCode, 7);
+  // Once terminal, the app container that never started stays waiting (the kubelet's TerminatePod),
+  // so the pod is still not Initialized.
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.equal(containerStatus(kube, never, "main").state.waiting.reason, "PodInitializing");
+  const initialized = statusOf(kube, never).conditions.find(
+    (c: { type: string }) => c.type === "Initialized",
+  );
+  assert.equal(initialized.status, "False");
+  assert.equal(initialized.reason, "ContainersNotInitialized");
   await controller.destroy();
 });
 
