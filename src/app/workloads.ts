@@ -9,7 +9,7 @@ import { ImageService } from "../images/image-service.ts";
 import { isNotFound } from "../kube/api-error.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { ResilientWatch } from "../kube/watch.ts";
-import type { PodUsage } from "../metrics/usage.ts";
+import { CpuRates, type PodUsage } from "../metrics/usage.ts";
 import { WasmletMetrics } from "../metrics/wasmlet-metrics.ts";
 import { PodController } from "../pods/controller.ts";
 import type { Timing } from "../pods/lifecycle-deps.ts";
@@ -56,6 +56,9 @@ class RuntimeClassCache implements RuntimeClassLookup {
   }
 }
 
+/** The node's own key among the CPU rates (container ids never start with a space). */
+const NODE_CPU_KEY = " node";
+
 export function workloads(options: WorkloadOptions = {}): ComponentFactory {
   return (context) => new Workloads(context, options);
 }
@@ -66,6 +69,8 @@ export class Workloads implements Component {
   readonly images: ImageService;
   readonly controller: PodController;
   readonly metrics = new WasmletMetrics();
+  /** CPU rates for /stats/summary, from one measurement to the next. */
+  readonly #cpuRates = new CpuRates();
   readonly #runtimePort: WasiRuntimePort;
   readonly #watch: ResilientWatch<V1Pod>;
   readonly #log: Logger;
@@ -167,7 +172,6 @@ export class Workloads implements Component {
       return {
         pods: this.controller.size,
         containers: containers.length,
-        cpuMillis: 0,
         memoryBytes,
       };
     });
@@ -250,6 +254,7 @@ export class Workloads implements Component {
     const time = new Date();
     const cpu = process.cpuUsage();
     const pods = new Map<string, PodUsage>();
+    const measured = new Set<string>([NODE_CPU_KEY]);
     for (const { labels, container } of this.#runtimePort.running()) {
       const startTime = await Promise.race([container.started, Promise.resolve(undefined)]).catch(
         () => undefined,
@@ -269,18 +274,26 @@ export class Workloads implements Component {
         pods.set(labels.uid, pod);
       }
       if (startTime < pod.startTime) pod.startTime = startTime;
+      measured.add(container.id);
       pod.containers.push({
         name: labels.container ?? "",
         startTime,
-        cpu: { time, usageCoreSeconds: (usage.user + usage.system) / 1e6 },
+        cpu: this.#cpuRates.withRate(container.id, {
+          time,
+          usageCoreSeconds: (usage.user + usage.system) / 1e6,
+        }),
         memory: { time, workingSetBytes: container.memoryBytes() },
       });
     }
+    this.#cpuRates.retain(measured);
     return {
       node: {
         nodeName: context.config.nodeName,
         startTime: new Date(Date.now() - process.uptime() * 1000),
-        cpu: { time, usageCoreSeconds: (cpu.user + cpu.system) / 1e6 },
+        cpu: this.#cpuRates.withRate(NODE_CPU_KEY, {
+          time,
+          usageCoreSeconds: (cpu.user + cpu.system) / 1e6,
+        }),
         memory: { time, workingSetBytes: process.memoryUsage.rss() },
       },
       pods: [...pods.values()],

@@ -17,7 +17,7 @@ import {
 } from "./versions.ts";
 
 const run = promisify(execFile);
-const GO_HINT =
+export const GO_HINT =
   "install Go 1.26 or newer (Debian: the golang package is too old; use the official toolchain) or set WASMLET_KUBE_BIN_DIR to a directory holding etcd, kube-apiserver, kube-controller-manager and kube-scheduler";
 
 export interface BuildOptions {
@@ -25,7 +25,12 @@ export interface BuildOptions {
   onProgress?: (line: string) => void;
 }
 
-async function goCommand(args: string[], cwd: string, log: NodeJS.WritableStream): Promise<void> {
+/** Runs `go args…` in `cwd` (module mode), its output appended to `log`. */
+export async function goCommand(
+  args: string[],
+  cwd: string,
+  log: NodeJS.WritableStream,
+): Promise<void> {
   log.write(`$ go ${args.join(" ")}\n`);
   await new Promise<void>((resolve, reject) => {
     const child = spawn("go", args, { cwd, env: { ...process.env, GOFLAGS: "-mod=mod" } });

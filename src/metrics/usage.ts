@@ -59,3 +59,37 @@ export function nanoCoresBetween(previous: CpuSample, current: CpuSample): numbe
     Math.round(((current.usageCoreSeconds - previous.usageCoreSeconds) / seconds) * 1e9),
   );
 }
+
+/**
+ * Gives cumulative CPU samples their rate (`usageNanoCores`, which the kubelet's summary always
+ * carries) from the previous sample of the same workload (a key: one container instance, or the
+ * node). The first sample of a key has no rate. A window shorter than `minWindowMs`
+ * would make a noisy rate: such a sample gets the rate computed before, and does not become the
+ * new base.
+ */
+export class CpuRates {
+  readonly #minWindowMs: number;
+  readonly #last = new Map<string, { sample: CpuSample; nanoCores: number | undefined }>();
+
+  constructor(minWindowMs = 1000) {
+    this.#minWindowMs = minWindowMs;
+  }
+
+  /** `sample` with `usageNanoCores` when an earlier sample of `key` allows one. */
+  withRate(key: string, sample: CpuSample): CpuSample {
+    const last = this.#last.get(key);
+    let nanoCores = last?.nanoCores;
+    if (!last) {
+      this.#last.set(key, { sample, nanoCores });
+    } else if (sample.time.getTime() - last.sample.time.getTime() >= this.#minWindowMs) {
+      nanoCores = nanoCoresBetween(last.sample, sample);
+      this.#last.set(key, { sample, nanoCores });
+    }
+    return nanoCores === undefined ? sample : { ...sample, usageNanoCores: nanoCores };
+  }
+
+  /** Forgets every workload not in `keys` (containers that have exited). */
+  retain(keys: ReadonlySet<string>): void {
+    for (const key of this.#last.keys()) if (!keys.has(key)) this.#last.delete(key);
+  }
+}

@@ -47,7 +47,6 @@ export type ReadinessCheck = () => string | undefined;
 export interface WorkloadUsage {
   pods: number;
   containers: number;
-  cpuMillis: number;
   memoryBytes: number;
 }
 
@@ -91,7 +90,7 @@ export class NodeAgent {
   #identity: HostIdentity | undefined;
   #node: V1Node | undefined;
   #host: HostSnapshot | undefined;
-  #workload: () => WorkloadUsage = () => ({ pods: 0, containers: 0, cpuMillis: 0, memoryBytes: 0 });
+  #workload: () => WorkloadUsage = () => ({ pods: 0, containers: 0, memoryBytes: 0 });
   #lastFingerprint = "";
   #lastPosted = 0;
   #shutdownReason: string | undefined;
