@@ -1,6 +1,16 @@
 #!/usr/bin/env node
 // The installed entry point runs the compiled CLI from dist/ (Node does not strip types under
 // node_modules). In a checkout, `npm run wasmlet -- …` runs src/ directly.
-import { main } from "../dist/cli/main.js";
-
+//
+// wasmlet needs Node 24 (process.threadCpuUsage, node:wasi fixes, @kubernetes/client-node 2.x):
+// say so plainly instead of failing somewhere deep inside on an older Node.
+const major = Number(process.versions.node.split(".")[0]);
+if (!(major >= 24)) {
+  console.error(
+    `wasmlet needs Node.js 24 or later; this is Node.js ${process.versions.node} (${process.execPath}).\n` +
+      "Install Node 24 from your usual source, or from a checkout run `npm ci && npm run wasmlet -- …`, which brings it.",
+  );
+  process.exit(1);
+}
+const { main } = await import("../dist/cli/main.js");
 process.exitCode = await main(process.argv.slice(2));

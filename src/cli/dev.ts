@@ -15,7 +15,7 @@ import { ControlPlane } from "../devcluster/control-plane.ts";
 import { demoModule } from "../devcluster/demo-module.ts";
 import { writeKubeconfig } from "../devcluster/kubeconfig.ts";
 import { ManagedProcess } from "../devcluster/managed-process.ts";
-import { freePort } from "../devcluster/ports.ts";
+import { assertPortFree, freePort } from "../devcluster/ports.ts";
 import { LocalRegistry } from "../devcluster/registry.ts";
 import { KUBERNETES_VERSION } from "../devcluster/versions.ts";
 import { describeError } from "../errors.ts";
@@ -33,6 +33,8 @@ Options:
   --detach              return once the nodes are Ready and the demo pod Running; stop later
                         with \`wasmlet dev stop\`
   --registry-port PORT  the local registry's port (default 5000; a free port when taken)
+  --port PORT           the nodes' kubelet API port (default 10250; a free port on a node's
+                        address when taken there)
   --no-demo             do not start the demo pod
   --state-dir DIR       where the cluster keeps its data, logs and kubeconfig
                         (default $XDG_STATE_HOME/wasmlet/dev or ~/.local/state/wasmlet/dev)
@@ -43,6 +45,7 @@ interface DevOptions {
   detach: boolean;
   daemon: boolean;
   registryPort: number;
+  port: number;
   demo: boolean;
   stateDir: string;
 }
@@ -58,6 +61,16 @@ interface Status {
 function defaultStateDir(): string {
   const base = process.env.XDG_STATE_HOME || join(homedir(), ".local", "state");
   return join(base, "wasmlet", "dev");
+}
+
+/**
+ * How the user ran wasmlet, for commands printed to paste: the installed bin, or in a checkout
+ * (running src/ directly) `npm run wasmlet --`.
+ */
+function selfCommand(): string {
+  return process.argv[1]?.endsWith(join("src", "cli", "main.ts"))
+    ? "npm run wasmlet --"
+    : "wasmlet";
 }
 
 function isAlive(pid: number): boolean {
@@ -81,8 +94,15 @@ async function readStatus(stateDir: string): Promise<Status | undefined> {
 class Progress {
   readonly #tty = Boolean(process.stdout.isTTY);
   readonly #started = Date.now();
+  readonly #signal: AbortSignal;
 
+  constructor(signal: AbortSignal) {
+    this.#signal = signal;
+  }
+
+  /** Runs one step; once the signal fires (Ctrl-C, `wasmlet dev stop`), no further step starts. */
   async step<T>(title: string, work: () => Promise<T>): Promise<T> {
+    this.#signal.throwIfAborted();
     const began = Date.now();
     if (this.#tty) process.stdout.write(`  … ${title}`);
     else console.log(`  … ${title}`);
@@ -109,7 +129,10 @@ class Progress {
   }
 }
 
-/** Everything a running dev cluster holds, stopped in reverse order. */
+/**
+ * Everything a running dev cluster holds, stopped in reverse order. `stop()` may be called again:
+ * it then stops what was added since (a step that was still starting when the first stop came).
+ */
 class DevCluster {
   plane: ControlPlane | undefined;
   registry: LocalRegistry | undefined;
@@ -124,10 +147,12 @@ class DevCluster {
 async function waitFor<T>(
   what: string,
   timeoutMs: number,
+  signal: AbortSignal,
   probe: () => Promise<T | undefined>,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    signal.throwIfAborted();
     const value = await probe().catch(() => undefined);
     if (value !== undefined) return value;
     if (Date.now() > deadline)
@@ -136,10 +161,22 @@ async function waitFor<T>(
   }
 }
 
+/** The kubelet API port of the node on `ip`: `wanted`, or a free one when `wanted` is taken there. */
+async function nodePort(ip: string, wanted: number): Promise<number> {
+  try {
+    await assertPortFree(ip, wanted, "wasmlet");
+    return wanted;
+  } catch (error) {
+    if ((error as { code?: string }).code !== "WASMLET_ERR_PORT_IN_USE") throw error;
+    return freePort(ip);
+  }
+}
+
 async function start(
   options: DevOptions,
   progress: Progress,
   cluster: DevCluster,
+  signal: AbortSignal,
 ): Promise<{ kubeconfig: string; summary: string }> {
   const { stateDir } = options;
   await rm(join(stateDir, "cluster"), { recursive: true, force: true });
@@ -162,28 +199,37 @@ async function start(
         },
       }),
   );
-  cluster.plane = await progress.step(
+  // Each step hands what it started to `cluster` itself, so a stop that comes while the step runs
+  // still finds it.
+  await progress.step(
     "control plane: etcd, kube-apiserver, kube-scheduler, kube-controller-manager",
-    () => ControlPlane.start({ binaries, dir: join(stateDir, "cluster") }),
+    async () => {
+      cluster.plane = await ControlPlane.start({ binaries, dir: join(stateDir, "cluster") });
+    },
   );
+  const plane = cluster.plane as ControlPlane;
   const kubeconfig = await writeKubeconfig(join(stateDir, "kubeconfig"), {
-    server: cluster.plane.apiServerUrl,
-    caFile: cluster.plane.pki.caCert,
-    user: { certFile: cluster.plane.pki.adminCert, keyFile: cluster.plane.pki.adminKey },
+    server: plane.apiServerUrl,
+    caFile: plane.pki.caCert,
+    user: { certFile: plane.pki.adminCert, keyFile: plane.pki.adminKey },
     clusterName: "wasmlet-dev",
     embed: true,
   });
-  cluster.registry = await progress.step("local OCI registry", async () => {
+  const registryPort = await progress.step("local OCI registry", async () => {
     try {
-      return await LocalRegistry.start({
+      cluster.registry = await LocalRegistry.start({
         port: options.registryPort,
         dir: join(stateDir, "registry"),
       });
     } catch (error) {
       if ((error as { code?: string }).code !== "WASMLET_ERR_PORT_IN_USE") throw error;
       progress.note(`port ${options.registryPort} is taken: using a free port instead`);
-      return LocalRegistry.start({ port: await freePort(), dir: join(stateDir, "registry") });
+      cluster.registry = await LocalRegistry.start({
+        port: await freePort(),
+        dir: join(stateDir, "registry"),
+      });
     }
+    return cluster.registry.port;
   });
 
   const kc = new KubeConfig();
@@ -195,8 +241,13 @@ async function start(
   await progress.step(
     `${options.nodes === 1 ? "wasmlet node" : `${options.nodes} wasmlet nodes`} Ready`,
     async () => {
-      names.forEach((name, i) => {
+      for (const [i, name] of names.entries()) {
         const ip = `127.0.0.${i + 1}`;
+        const port = await nodePort(ip, options.port);
+        if (port !== options.port) {
+          progress.note(`${name}: port ${ip}:${options.port} is taken: using ${port} instead`);
+        }
+        signal.throwIfAborted();
         cluster.nodes.push(
           new ManagedProcess({
             name,
@@ -209,7 +260,7 @@ async function start(
               `--node-name=${name}`,
               `--node-ip=${ip}`,
               `--address=${ip}`,
-              "--port=10250",
+              `--port=${port}`,
               `--data-dir=${join(stateDir, "nodes", name)}`,
               "--allow-self-signed",
               "--no-tls-bootstrap",
@@ -218,7 +269,7 @@ async function start(
             logFile: join(stateDir, "logs", `${name}.log`),
           }),
         );
-      });
+      }
       await Promise.all(
         cluster.nodes.map((node, i) =>
           node.waitUntil(
@@ -237,7 +288,7 @@ async function start(
     },
   );
 
-  const registry = `localhost:${cluster.registry.port}`;
+  const registry = `localhost:${registryPort}`;
   if (options.demo) {
     await progress.step("demo pod hello Running", async () => {
       await pushWasmArtifact(demoModule(), `${registry}/wasmlet/hello:v1`, {
@@ -245,7 +296,7 @@ async function start(
         title: "hello.wasm",
       });
       // Pods are refused until the controller-manager has made the namespace's ServiceAccount.
-      await waitFor("the default ServiceAccount to exist", 60_000, async () => {
+      await waitFor("the default ServiceAccount to exist", 60_000, signal, async () => {
         await core.createNamespacedPod({
           namespace: "default",
           body: {
@@ -258,7 +309,7 @@ async function start(
         });
         return true;
       });
-      await waitFor("the demo pod to run", 60_000, async () => {
+      await waitFor("the demo pod to run", 60_000, signal, async () => {
         const pod = await core.readNamespacedPod({ namespace: "default", name: "hello" });
         return pod.status?.phase === "Running" ? true : undefined;
       });
@@ -272,7 +323,7 @@ async function start(
     `  export KUBECONFIG=${kubeconfig}`,
     "  kubectl get nodes -o wide",
     ...(options.demo ? ["  kubectl logs -f hello            # the demo pod greets every 2 s"] : []),
-    `  wasmlet push app.wasm ${registry}/app:v1   # then run it with runtimeClassName: wasm`,
+    `  ${selfCommand()} push app.wasm ${registry}/app:v1   # then run it with runtimeClassName: wasm`,
     "",
     `Logs: ${join(stateDir, "logs")}`,
   ].join("\n");
@@ -287,6 +338,7 @@ function parse(argv: string[]): DevOptions | "help" {
       detach: { type: "boolean", default: false },
       daemon: { type: "boolean", default: false },
       "registry-port": { type: "string", default: "5000" },
+      port: { type: "string", default: "10250" },
       "no-demo": { type: "boolean", default: false },
       "state-dir": { type: "string" },
       help: { type: "boolean", short: "h" },
@@ -297,15 +349,18 @@ function parse(argv: string[]): DevOptions | "help" {
   const nodes = Number(values.nodes);
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > 250)
     throw new Error(`--nodes must be a whole number from 1 to 250, not "${values.nodes}"`);
-  const registryPort = Number(values["registry-port"]);
-  if (!Number.isInteger(registryPort) || registryPort < 1 || registryPort > 65535) {
-    throw new Error(`--registry-port must be a port number, not "${values["registry-port"]}"`);
-  }
+  const port = (flag: "registry-port" | "port"): number => {
+    const value = Number(values[flag]);
+    if (!Number.isInteger(value) || value < 1 || value > 65535)
+      throw new Error(`--${flag} must be a port number, not "${values[flag]}"`);
+    return value;
+  };
   return {
     nodes,
     detach: values.detach,
     daemon: values.daemon,
-    registryPort,
+    registryPort: port("registry-port"),
+    port: port("port"),
     demo: !values["no-demo"],
     stateDir: values["state-dir"] ?? defaultStateDir(),
   };
@@ -359,7 +414,7 @@ async function detach(argv: string[], options: DevOptions): Promise<number> {
     if (status?.state === "ready") {
       console.log(status.summary);
       console.log(
-        `\nStop it with: wasmlet dev stop${options.stateDir === defaultStateDir() ? "" : ` --state-dir ${options.stateDir}`}`,
+        `\nStop it with: ${selfCommand()} dev stop${options.stateDir === defaultStateDir() ? "" : ` --state-dir ${options.stateDir}`}`,
       );
       console.log(`export KUBECONFIG=${status.kubeconfig}`);
       return 0;
@@ -393,7 +448,7 @@ export async function main(argv: string[]): Promise<number> {
   const running = await readStatus(options.stateDir);
   if (running && running.pid !== process.pid && isAlive(running.pid)) {
     console.error(
-      `a wasmlet dev cluster is already running (pid ${running.pid}); stop it with \`wasmlet dev stop\``,
+      `a wasmlet dev cluster is already running (pid ${running.pid}); stop it with \`${selfCommand()} dev stop${options.stateDir === defaultStateDir() ? "" : ` --state-dir ${options.stateDir}`}\``,
     );
     return 1;
   }
@@ -407,26 +462,44 @@ export async function main(argv: string[]): Promise<number> {
     );
   await writeStatus({ state: "starting" });
   const cluster = new DevCluster();
-  const progress = new Progress();
+  // Ctrl-C or `wasmlet dev stop` (SIGTERM) may come while the cluster is still starting: the
+  // signal stops what is up and keeps further steps from starting; what the step in progress
+  // starts is stopped when it returns. A second Ctrl-C ends at once (children are killed on exit).
+  const interrupted = new AbortController();
+  const progress = new Progress(interrupted.signal);
+  const removeStatus = () => rm(join(options.stateDir, "status.json"), { force: true });
   let stopping: Promise<void> | undefined;
   const shutdown = () => {
-    stopping ??= (async () => {
-      console.log("\nstopping wasmlet dev…");
-      await cluster.stop();
-      await rm(join(options.stateDir, "status.json"), { force: true });
-    })();
+    stopping ??= cluster.stop().then(removeStatus);
     return stopping;
   };
   const stopped = new Promise<void>((resolve) => {
-    for (const signal of ["SIGINT", "SIGTERM"] as const)
-      process.once(signal, () => void shutdown().then(resolve));
+    const onSignal = () => {
+      if (interrupted.signal.aborted) {
+        console.log("wasmlet dev: stopping now");
+        process.exit(130);
+      }
+      console.log("\nstopping wasmlet dev…");
+      interrupted.abort(new Error("wasmlet dev was stopped while it was starting"));
+      void shutdown().then(resolve);
+    };
+    for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, onSignal);
   });
   console.log(`Starting a local wasm cluster in ${options.stateDir}`);
   try {
-    const { kubeconfig, summary } = await start(options, progress, cluster);
+    const { kubeconfig, summary } = await start(options, progress, cluster, interrupted.signal);
+    interrupted.signal.throwIfAborted();
     await writeStatus({ state: "ready", kubeconfig, summary });
     if (!options.daemon) console.log(`${summary}\n\nCtrl-C stops everything.`);
   } catch (error) {
+    if (interrupted.signal.aborted) {
+      await shutdown();
+      // Whatever the interrupted step started after the first stop.
+      await cluster.stop();
+      await removeStatus();
+      console.log("wasmlet dev stopped");
+      return 130;
+    }
     await writeStatus({ state: "failed", error: describeError(error) });
     await shutdown();
     console.error(`wasmlet dev: ${describeError(error)}`);

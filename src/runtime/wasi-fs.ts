@@ -694,17 +694,27 @@ export class WasiFs {
     const dir = this.#dir(fd);
     if (typeof dir === "number") return dir;
     this.#memory.check(fdPointer, 4);
-    const base = BigInt.asUintN(64, rightsBase);
+    let base = BigInt.asUintN(64, rightsBase);
     const inheriting = BigInt.asUintN(64, rightsInheriting);
     const o = oflags & 0xffff;
     const f = fdflags & 0xffff;
     const r = this.#resolve(dir, pathPointer, pathLength, (dirflags & LOOKUP_SYMLINK_FOLLOW) !== 0);
     if (!r.ok) return r.errno;
+    if (dir.mount.readOnly) {
+      // Only an open that asks to write is refused. Go's os.Open (O_RDONLY) still asks for
+      // fd_filestat_set_size among its rights: such an open gets a read-only descriptor, and the
+      // calls that change the file fail with EROFS later.
+      if (
+        (base & Rights.FD_WRITE) !== 0n ||
+        o & (Oflags.CREAT | Oflags.TRUNC) ||
+        f & Fdflags.APPEND
+      ) {
+        return Errno.EROFS;
+      }
+      base &= ~WRITE_RIGHTS;
+    }
     const write = (base & WRITE_RIGHTS) !== 0n;
     const read = (base & READ_RIGHTS) !== 0n;
-    if (dir.mount.readOnly && (write || o & (Oflags.CREAT | Oflags.TRUNC) || f & Fdflags.APPEND)) {
-      return Errno.EROFS;
-    }
     if (r.stat?.isSymbolicLink()) return Errno.ELOOP;
     if (r.stat && o & Oflags.CREAT && o & Oflags.EXCL) return Errno.EEXIST;
     if (!r.stat && !(o & Oflags.CREAT)) return Errno.ENOENT;
