@@ -40,10 +40,24 @@ export class KubeApiPort implements KubePort {
   readonly #runtimeClasses: RuntimeClassLookup;
   readonly #reads = new Coalescer();
 
-  constructor(kube: KubeClient, events: EventRecorder, runtimeClasses: RuntimeClassLookup) {
+  readonly #onError: (operation: string) => void;
+
+  constructor(
+    kube: KubeClient,
+    events: EventRecorder,
+    runtimeClasses: RuntimeClassLookup,
+    onError: (operation: string) => void = () => {},
+  ) {
     this.#kube = kube;
     this.#events = events;
     this.#runtimeClasses = runtimeClasses;
+    this.#onError = onError;
+  }
+
+  /** Counts the failure (for wasmlet_kube_api_errors_total) and wraps it with its HTTP status. */
+  #failed(operation: string, error: unknown, doing: string): Error {
+    this.#onError(operation);
+    return withStatus(error, doing);
   }
 
   async patchPodStatus(
@@ -54,7 +68,8 @@ export class KubeApiPort implements KubePort {
     try {
       await patchPodStatus(this.#kube, namespace, name, "strategic", patch);
     } catch (error) {
-      throw withStatus(
+      throw this.#failed(
+        "patch_pod_status",
         (error as { cause?: unknown }).cause ?? error,
         `patching the status of pod ${namespace}/${name}`,
       );
@@ -71,7 +86,7 @@ export class KubeApiPort implements KubePort {
       });
     } catch (error) {
       if (isNotFound(error)) return;
-      throw withStatus(error, `deleting pod ${namespace}/${name}`);
+      throw this.#failed("delete_pod", error, `deleting pod ${namespace}/${name}`);
     }
   }
 
@@ -101,7 +116,7 @@ export class KubeApiPort implements KubePort {
         return await this.#kube.core.readNamespacedConfigMap({ namespace, name });
       } catch (error) {
         if (isNotFound(error)) return undefined;
-        throw withStatus(error, `reading ConfigMap ${namespace}/${name}`);
+        throw this.#failed("get_configmap", error, `reading ConfigMap ${namespace}/${name}`);
       }
     });
   }
@@ -112,7 +127,7 @@ export class KubeApiPort implements KubePort {
         return await this.#kube.core.readNamespacedSecret({ namespace, name });
       } catch (error) {
         if (isNotFound(error)) return undefined;
-        throw withStatus(error, `reading Secret ${namespace}/${name}`);
+        throw this.#failed("get_secret", error, `reading Secret ${namespace}/${name}`);
       }
     });
   }
@@ -145,7 +160,8 @@ export class KubeApiPort implements KubePort {
         status.expirationTimestamp ?? new Date(Date.now() + request.expirationSeconds * 1000);
       return { token: status.token, expirationTimestamp: new Date(expires) };
     } catch (error) {
-      throw withStatus(
+      throw this.#failed(
+        "create_token",
         error,
         `requesting a token for ServiceAccount ${namespace}/${serviceAccountName}`,
       );

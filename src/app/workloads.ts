@@ -126,7 +126,9 @@ export class Workloads implements Component {
         onFailed: () => this.metrics.imagePulls.inc({ result: "failed" }),
       }),
       runtime: this.#runtimePort,
-      kube: new KubeApiPort(kube, events, new RuntimeClassCache(kube)),
+      kube: new KubeApiPort(kube, events, new RuntimeClassCache(kube), (operation) =>
+        this.metrics.apiErrors.inc({ operation }),
+      ),
       logger: logger.child({ component: "pods" }),
       onState: (pod, state) => {
         if (!seenAt.has(pod.uid)) seenAt.set(pod.uid, performance.now());

@@ -15,29 +15,30 @@ import { buildGuest, type GuestName } from "../../support/guests.ts";
 import { Wasmlet, waitForReady } from "../../support/wasmlet.ts";
 
 export interface PodTestBed {
-  wasmlet: Wasmlet;
+  /** The node's current process (a new one after restartWasmlet()). */
+  readonly wasmlet: Wasmlet;
   namespace: string;
   /** A RuntimeClass (handler wasmlet) whose scheduling pins pods to this node. */
   runtimeClass: string;
   image(guest: GuestName): Promise<string>;
+  /** SIGKILLs the node's process and starts it again: same node name, data directory, port and flags. */
+  restartWasmlet(): Promise<Wasmlet>;
   cleanup(): Promise<void>;
 }
 
 export async function startPodTestBed(prefix: string, args: string[] = []): Promise<PodTestBed> {
   const namespace = await createNamespace(prefix);
   // Loopback is enough for logs and exec (only the node proxy refuses it).
-  const wasmlet = await Wasmlet.start({
-    nodeIP: "127.0.0.1",
-    args: [
-      "--allow-self-signed",
-      "--no-tls-bootstrap",
-      "--crash-loop-backoff",
-      "1s",
-      "--crash-loop-backoff-max",
-      "4s",
-      ...args,
-    ],
-  });
+  const flags = [
+    "--allow-self-signed",
+    "--no-tls-bootstrap",
+    "--crash-loop-backoff",
+    "1s",
+    "--crash-loop-backoff-max",
+    "4s",
+    ...args,
+  ];
+  let wasmlet = await Wasmlet.start({ nodeIP: "127.0.0.1", args: flags });
   await waitForReady(wasmlet.nodeName);
   const runtimeClass = `wasm-${namespace.name}`;
   await kubectlOk(["apply", "-f", "-"], {
@@ -54,7 +55,9 @@ export async function startPodTestBed(prefix: string, args: string[] = []): Prom
   });
   const pushed = new Map<GuestName, Promise<string>>();
   return {
-    wasmlet,
+    get wasmlet() {
+      return wasmlet;
+    },
     namespace: namespace.name,
     runtimeClass,
     image(guest) {
@@ -70,6 +73,13 @@ export async function startPodTestBed(prefix: string, args: string[] = []): Prom
         pushed.set(guest, ref);
       }
       return ref;
+    },
+    async restartWasmlet() {
+      const { nodeName, dataDir, port } = wasmlet;
+      wasmlet.kill("SIGKILL");
+      await wasmlet.exited;
+      wasmlet = await Wasmlet.start({ nodeName, dataDir, port, nodeIP: "127.0.0.1", args: flags });
+      return wasmlet;
     },
     async cleanup() {
       await kubectl(["delete", "runtimeclass", runtimeClass, "--wait=false"]);
@@ -117,4 +127,58 @@ export async function kubectlStatus(namespace: string, name: string): Promise<st
 
 export async function logsOf(namespace: string, pod: string, args: string[] = []): Promise<string> {
   return kubectlOk(["-n", namespace, "logs", pod, ...args]);
+}
+
+/** A pod pinned to the test bed's node with one container `main` (restartPolicy Never unless `spec` says otherwise). */
+export function podManifest(
+  bed: Pick<PodTestBed, "runtimeClass">,
+  name: string,
+  container: Record<string, unknown>,
+  spec: Record<string, unknown> = {},
+  metadata: Record<string, unknown> = {},
+) {
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name, ...metadata },
+    spec: {
+      runtimeClassName: bed.runtimeClass,
+      restartPolicy: "Never",
+      containers: [{ name: "main", ...container }],
+      ...spec,
+    },
+  };
+}
+
+/** Waits until the pod's log (`kubectl logs` with `args`) matches `pattern`, and returns it. */
+export function waitForLogs(
+  namespace: string,
+  pod: string,
+  pattern: RegExp,
+  args: string[] = [],
+  timeoutMs = 30_000,
+): Promise<string> {
+  return eventually(
+    async () => {
+      const logs = await logsOf(namespace, pod, args);
+      return pattern.test(logs) ? logs : undefined;
+    },
+    `the log of ${namespace}/${pod} to match ${pattern}`,
+    timeoutMs,
+    200,
+  );
+}
+
+/** Pods of the namespace (optionally by label selector), as kubectl returns them. */
+export async function listPods(namespace: string, selector?: string): Promise<V1Pod[]> {
+  const out = await kubectlOk([
+    "-n",
+    namespace,
+    "get",
+    "pods",
+    ...(selector ? ["-l", selector] : []),
+    "-o",
+    "json",
+  ]);
+  return (JSON.parse(out) as { items: V1Pod[] }).items;
 }
