@@ -11,6 +11,7 @@ import {
   logsOf,
   type PodTestBed,
   phaseIs,
+  podManifest,
   startPodTestBed,
   waitForPod,
 } from "./support.ts";
@@ -23,19 +24,11 @@ after(async () => {
   await bed?.cleanup();
 });
 
-function pod(name: string, container: Record<string, unknown>, spec: Record<string, unknown> = {}) {
-  return {
-    apiVersion: "v1",
-    kind: "Pod",
-    metadata: { name },
-    spec: {
-      runtimeClassName: bed.runtimeClass,
-      restartPolicy: "Never",
-      containers: [{ name: "main", ...container }],
-      ...spec,
-    },
-  };
-}
+const pod = (
+  name: string,
+  container: Record<string, unknown>,
+  spec: Record<string, unknown> = {},
+) => podManifest(bed, name, container, spec);
 
 test("a pod that names only a RuntimeClass lands on the wasm node, runs and succeeds with its args and env", async () => {
   await applyJson(
