@@ -12,7 +12,13 @@ import { PodController } from "../../../src/pods/controller.ts";
 import { FakeImages, FakeKube, FakeRuntime, makePod, silentLogger, until } from "./fakes.ts";
 
 const root = await mkdtemp(join(tmpdir(), "wasmlet-controller-"));
-after(() => rm(root, { recursive: true, force: true }));
+const controllers: PodController[] = [];
+// Every controller is stopped before its directories go: a lifecycle still retrying would write
+// into them while they are removed (and keep the test process alive after a failed assertion).
+after(async () => {
+  await Promise.all(controllers.map((controller) => controller.destroy()));
+  await rm(root, { recursive: true, force: true });
+});
 let harnesses = 0;
 
 function harness(options: { hostPath?: boolean; crashInitialMs?: number } = {}) {
@@ -26,8 +32,8 @@ function harness(options: { hostPath?: boolean; crashInitialMs?: number } = {}) 
     pods: join(root, `h${harnesses}`, "pods"),
     logs: join(root, `h${harnesses}`, "logs"),
   };
-  const make = () =>
-    new PodController({
+  const make = () => {
+    const controller = new PodController({
       node: {
         nodeName: "wasm-node",
         nodeIPs: ["10.9.0.1"],
@@ -54,9 +60,10 @@ function harness(options: { hostPath?: boolean; crashInitialMs?: number } = {}) 
       },
       onState: (pod, state) => states.set(pod.uid, [...(states.get(pod.uid) ?? []), state]),
     });
+    controllers.push(controller);
+    return controller;
+  };
   const controller = make();
-  // A failed assertion must not leave lifecycles retrying (and the test process alive).
-  after(() => controller.destroy());
   return { kube, images, runtime, controller, states, dirs, make };
 }
 
