@@ -18,6 +18,7 @@ export class FloorNode {
   #watch: Watch;
   #abort: AbortController | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
 
   constructor(kubeConfig: KubeConfig, name = "floor") {
     this.name = name;
@@ -87,15 +88,33 @@ export class FloorNode {
     };
     await renew();
     this.#timer = setInterval(renew, 10_000);
-    this.#abort = await this.#watch.watch(
-      "/api/v1/pods",
-      { fieldSelector: `spec.nodeName=${this.name}` },
-      (type, pod: V1Pod) => void this.#onPod(type, pod),
-      () => {},
-    );
+    await this.#watchPods();
   }
 
-  async #onPod(type: string, pod: V1Pod): Promise<void> {
+  /** Lists the node's pods, then watches from there; a watch that ends starts over. */
+  async #watchPods(): Promise<void> {
+    if (this.#stopped) return;
+    const fieldSelector = `spec.nodeName=${this.name}`;
+    try {
+      const list = await this.#core.listPodForAllNamespaces({ fieldSelector });
+      for (const pod of list.items) void this.#onPod("ADDED", pod);
+      this.#abort = await this.#watch.watch(
+        "/api/v1/pods",
+        { fieldSelector, resourceVersion: list.metadata?.resourceVersion },
+        (type, pod: V1Pod) => void this.#onPod(type, pod),
+        (error) => {
+          if (this.#stopped) return;
+          if (error) process.stderr.write(`floor: watch ended: ${error}\n`);
+          setTimeout(() => void this.#watchPods(), 100);
+        },
+      );
+    } catch (error) {
+      process.stderr.write(`floor: cannot watch pods: ${error}\n`);
+      setTimeout(() => void this.#watchPods(), 100);
+    }
+  }
+
+  async #onPod(type: string, pod: V1Pod, attempt = 0): Promise<void> {
     const { namespace, name, uid } = pod.metadata ?? {};
     if (!namespace || !name || type === "DELETED") return;
     try {
@@ -141,12 +160,20 @@ export class FloorNode {
           setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch),
         );
       }
-    } catch {
-      // The pod may be gone already; the benchmark only counts pods that reach Running.
+    } catch (error) {
+      // A pod that is gone needs nothing more; anything else is retried, or the run would hang.
+      if ((error as { code?: number }).code === 404 || this.#stopped) return;
+      if (attempt >= 20) {
+        process.stderr.write(`floor: giving up on ${namespace}/${name}: ${error}\n`);
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50 * (attempt + 1)));
+      await this.#onPod(type, pod, attempt + 1);
     }
   }
 
   async stop(): Promise<void> {
+    this.#stopped = true;
     clearInterval(this.#timer);
     this.#abort?.abort();
     await this.#core.deleteNode({ name: this.name }).catch(() => {});

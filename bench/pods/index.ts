@@ -36,19 +36,27 @@ class RunningWatcher {
   #waiters = new Map<string, () => void>();
   #seen = new Set<string>();
   #abort: AbortController | undefined;
+  #stopped = false;
 
   async start(kc: KubeConfig, namespace: string): Promise<void> {
+    if (this.#stopped) return;
+    const core = kc.makeApiClient(CoreV1Api);
+    const list = await core.listNamespacedPod({ namespace });
+    for (const pod of list.items) this.#observe(pod);
     this.#abort = await new Watch(kc).watch(
       `/api/v1/namespaces/${namespace}/pods`,
-      {},
-      (_type, pod: V1Pod) => {
-        const name = pod.metadata?.name ?? "";
-        if (!isRunning(pod) || this.#seen.has(name)) return;
-        this.#seen.add(name);
-        this.#waiters.get(name)?.();
-      },
-      () => {},
+      { resourceVersion: list.metadata?.resourceVersion },
+      (_type, pod: V1Pod) => this.#observe(pod),
+      // A watch that ends starts over from a list, so no pod's Running is missed.
+      () => setTimeout(() => void this.start(kc, namespace), 100),
     );
+  }
+
+  #observe(pod: V1Pod): void {
+    const name = pod.metadata?.name ?? "";
+    if (!isRunning(pod) || this.#seen.has(name)) return;
+    this.#seen.add(name);
+    this.#waiters.get(name)?.();
   }
 
   waitFor(name: string): Promise<void> {
@@ -57,6 +65,7 @@ class RunningWatcher {
   }
 
   stop(): void {
+    this.#stopped = true;
     this.#abort?.abort();
   }
 }
@@ -97,6 +106,7 @@ async function measure(kc: KubeConfig, nodeName: string, image: string) {
   const watcher = new RunningWatcher();
   await watcher.start(kc, namespace);
   await watcher.waitFor("warmup");
+  process.stderr.write(`${nodeName}: warm-up pod running; ${SEQUENTIAL} sequential pods\n`);
 
   const latencies: number[] = [];
   for (let i = 0; i < SEQUENTIAL; i++) {
@@ -109,6 +119,7 @@ async function measure(kc: KubeConfig, nodeName: string, image: string) {
   }
   latencies.sort((a, b) => a - b);
 
+  process.stderr.write(`${nodeName}: burst of ${BURST}\n`);
   const burstStarted = performance.now();
   const names = Array.from({ length: BURST }, (_, i) => `burst-${i}`);
   const allRunning = Promise.all(names.map((n) => watcher.waitFor(n)));
@@ -152,7 +163,7 @@ const wasmlet = spawn(
     `--data-dir=${join(dir, "wasmlet")}`,
     "--allow-self-signed",
     "--tls-bootstrap=false",
-    "--log-level=warn",
+    `--log-level=${process.env.WASMLET_BENCH_LOG_LEVEL ?? "warn"}`,
   ],
   { stdio: ["ignore", "inherit", "inherit"] },
 );

@@ -82,6 +82,7 @@ export class ContentStore {
   readonly #verified = new Map<string, string>();
   #ready: Promise<void> | undefined;
   #writeChain: Promise<void> = Promise.resolve();
+  #usedSave: NodeJS.Timeout | undefined;
 
   constructor(root: string) {
     this.root = root;
@@ -307,11 +308,21 @@ export class ContentStore {
     await this.#save();
   }
 
-  async touch(reference: string): Promise<void> {
+  /**
+   * Records that an image was used now, persisted within a second together with other uses: a
+   * pod start should not wait for the whole database to be rewritten for an LRU timestamp.
+   */
+  markUsed(reference: string): void {
     const record = this.#records.get(reference);
     if (!record) return;
     record.lastUsedAt = new Date().toISOString();
-    await this.#save();
+    this.#usedSave ??= setTimeout(() => {
+      this.#usedSave = undefined;
+      this.#save().catch(() => {
+        // The next save writes the timestamps again; a lost one only reorders GC.
+      });
+    }, 1000);
+    this.#usedSave.unref?.();
   }
 
   async removeRecord(reference: string): Promise<boolean> {
@@ -421,6 +432,11 @@ export class ContentStore {
 
   /** Waits for pending record writes. */
   async flush(): Promise<void> {
+    if (this.#usedSave) {
+      clearTimeout(this.#usedSave);
+      this.#usedSave = undefined;
+      void this.#save();
+    }
     await this.#writeChain;
   }
 }

@@ -383,13 +383,14 @@ export class ImageService {
     pulled: boolean,
   ): Promise<PulledImage> {
     const key = formatReference(ref);
-    let stored = record;
-    if (record.reference !== key) {
-      stored = { ...record, reference: key, pulledAt: new Date().toISOString() };
+    const module =
+      executable === undefined ? details(record).module : await this.#moduleAt(record, executable);
+    if (record.reference === key) {
+      this.store.markUsed(key);
+      return this.#result(record, module, pulled);
     }
-    stored.lastUsedAt = new Date().toISOString();
-    let module = details(stored).module;
-    if (executable !== undefined) module = await this.#moduleAt(stored, executable);
+    const now = new Date().toISOString();
+    const stored = { ...record, reference: key, pulledAt: now, lastUsedAt: now };
     await this.store.putRecord(stored);
     return this.#result(stored, module, pulled);
   }

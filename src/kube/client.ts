@@ -1,11 +1,14 @@
 // The API client: one KubeConfig (from a kubeconfig file or the in-cluster service account) and
 // the typed API groups wasmlet uses. Every request carries a timeout, so a hung API server cannot
 // stall a heartbeat; watches have their own inactivity timeout (see watch.ts).
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
+import type * as https from "node:https";
 import {
   AuthenticationV1Api,
   AuthorizationV1Api,
   CertificatesV1Api,
+  type ConnectOptions,
   CoordinationV1Api,
   CoreV1Api,
   EventsV1Api,
@@ -13,15 +16,63 @@ import {
   NodeV1Api,
   type RequestContext,
 } from "@kubernetes/client-node";
+import { Agent } from "undici";
 import { kubeError } from "./errors.ts";
 
+/**
+ * A KubeConfig whose requests time out and share one keep-alive connection pool. client-node
+ * builds a new undici Agent — so a new TCP connection and TLS handshake — for every request; on a
+ * busy node that handshake costs more than the request. The pool is keyed by everything that
+ * shapes a connection (CA, client certificate and key, verification), so a rotated client
+ * certificate gets a fresh pool and the old one closes once its requests are done.
+ */
 class TimedKubeConfig extends KubeConfig {
   requestTimeoutMs = 30_000;
+  #pool: { key: string; agent: Agent } | undefined;
 
   override async applySecurityAuthentication(context: RequestContext): Promise<void> {
-    await super.applySecurityAuthentication(context);
+    const tls: https.RequestOptions = {};
+    await this.applyToHTTPSOptions(tls);
+    const options = this.createDispatcherOptions(this.getCurrentCluster(), {
+      ca: tls.ca,
+      cert: tls.cert,
+      key: tls.key,
+      pfx: tls.pfx,
+      passphrase: tls.passphrase,
+      ...(tls.rejectUnauthorized === undefined
+        ? {}
+        : { rejectUnauthorized: tls.rejectUnauthorized }),
+      ...(tls.servername === undefined ? {} : { servername: tls.servername }),
+    });
+    if (options.type === "proxy" || options.type === "socks") {
+      await super.applySecurityAuthentication(context);
+    } else {
+      for (const [name, value] of Object.entries(tls.headers ?? {}))
+        context.setHeaderParam(name, `${value}`);
+      if (tls.auth)
+        context.setHeaderParam(
+          "Authorization",
+          `Basic ${Buffer.from(tls.auth).toString("base64")}`,
+        );
+      if (options.type === "agent") context.setDispatcher(this.#sharedAgent(options.connect));
+    }
     if (context.getSignal() === undefined)
       context.setSignal(AbortSignal.timeout(this.requestTimeoutMs));
+  }
+
+  #sharedAgent(connect: ConnectOptions): Agent {
+    const hash = createHash("sha256");
+    for (const [name, value] of Object.entries(connect).sort(([a], [b]) => a.localeCompare(b)))
+      hash
+        .update(`${name}\0`)
+        .update(Buffer.isBuffer(value) ? value : JSON.stringify(value ?? null))
+        .update("\0");
+    const key = hash.digest("hex");
+    if (this.#pool?.key !== key) {
+      void this.#pool?.agent.close().catch(() => {});
+      this.#pool = { key, agent: new Agent({ connect }) };
+    }
+    return this.#pool.agent;
   }
 }
 

@@ -68,14 +68,16 @@ export class EventRecorder {
     action = reason,
   ): void {
     if (this.#closed) return;
-    const work = this.#write(type, target, reason, note.slice(0, 1024), action.slice(0, 128)).catch(
-      (error) => {
+    // Written on a later turn of the event loop: what the caller does next (start a container,
+    // patch a status) comes first, and the event follows it by a millisecond.
+    const work = new Promise((resolve) => setTimeout(resolve, 0))
+      .then(() => this.#write(type, target, reason, note.slice(0, 1024), action.slice(0, 128)))
+      .catch((error) => {
         this.#log.warn(
           { reason, target: `${target.kind}/${target.name}`, err: describeError(error) },
           "could not record event",
         );
-      },
-    );
+      });
     this.#pending.add(work);
     void work.finally(() => this.#pending.delete(work));
   }

@@ -17,6 +17,8 @@ export interface Timing {
   emptyDirCheckMs: number;
   /** How long a failed pull shows ErrImagePull before ImagePullBackOff. */
   errImagePullShowMs: number;
+  /** How long a pod's first status patch waits for the pod to leave Pending (see StatusPatcher). */
+  firstStatusHoldMs: number;
 }
 
 export const DEFAULT_TIMING: Timing = {
@@ -26,6 +28,7 @@ export const DEFAULT_TIMING: Timing = {
   volumeRefreshMs: 60_000,
   emptyDirCheckMs: 10_000,
   errImagePullShowMs: 10_000,
+  firstStatusHoldMs: 100,
 };
 
 export interface NodeFacts {

@@ -2,8 +2,6 @@
 // share, and the container operations every running state needs (start an instance, watch its exit,
 // restart it under the policy with CrashLoopBackOff, stop it within the grace period).
 import { randomBytes } from "node:crypto";
-import { mkdir } from "node:fs/promises";
-import { dirname } from "node:path";
 import type { V1Container, V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { describeError } from "../errors.ts";
@@ -22,7 +20,7 @@ import { podError } from "./errors.ts";
 import { formatPod, goDuration, messageOf } from "./format.ts";
 import { InstanceRegistry } from "./instance-registry.ts";
 import type { LifecycleDeps } from "./lifecycle-deps.ts";
-import { containerLogPath, freeInstanceIndex, podLogDir, pruneLogs } from "./log-layout.ts";
+import { containerLogPath, newInstanceLog, podLogDir } from "./log-layout.ts";
 import {
   type ContainerRecord,
   type ContainerState,
@@ -110,6 +108,7 @@ export class PodLifecycle implements StateContext {
       pod: this.ref,
       initial: pod.status,
       logger: this.logger,
+      firstPatchHoldMs: this.deps.timing.firstStatusHoldMs,
     });
     if (pod.metadata?.deletionTimestamp) this.#requestDeletion(pod);
     this.#armDeadline();
@@ -568,10 +567,7 @@ export class PodLifecycle implements StateContext {
     );
     const wanted =
       container.instanceId !== undefined ? container.restartCount + 1 : container.restartCount;
-    const index = await freeInstanceIndex(logDir, container.name, wanted);
-    const logPath = containerLogPath(logDir, container.name, index);
-    await mkdir(dirname(logPath), { recursive: true });
-    await pruneLogs(logDir, container.name, index);
+    const { index, path: logPath } = newInstanceLog(logDir, container.name, wanted);
 
     const id = randomBytes(32).toString("hex");
     const command = commandLine(spec, image.config, env);

@@ -2,7 +2,8 @@
 // `<podLogsDir>/<namespace>_<name>_<uid>/<container>/<restartCount>.log`. Instance N+1 never
 // writes to instance N's file, so `kubectl logs --previous` has the last terminated instance even
 // across a wasmlet restart. Only the current and the previous instance's files are kept.
-import { readdir, rm } from "node:fs/promises";
+import { mkdirSync, readdirSync, rmSync } from "node:fs";
+import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 
 export function podLogDir(
@@ -20,7 +21,10 @@ export function containerLogPath(podDir: string, container: string, restartCount
 
 /** Instance indexes that already have a log file, ascending. */
 export async function loggedInstances(podDir: string, container: string): Promise<number[]> {
-  const entries = await readdir(join(podDir, container)).catch(() => [] as string[]);
+  return instancesIn(await readdir(join(podDir, container)).catch(() => [] as string[]));
+}
+
+function instancesIn(entries: string[]): number[] {
   return entries
     .map((entry) => /^(\d+)\.log$/.exec(entry)?.[1])
     .filter((n): n is string => n !== undefined)
@@ -28,15 +32,25 @@ export async function loggedInstances(podDir: string, container: string): Promis
     .sort((a, b) => a - b);
 }
 
-/** The index for a new instance: at least `wanted`, and above any index that already has a log. */
-export async function freeInstanceIndex(
+/**
+ * Makes room for a new instance's log: its index is at least `wanted` and above any index that
+ * already has a log (a crash between start and status must not reuse a file); every older log but
+ * the newest one (the previous instance's) is removed. Synchronous on purpose: these are a few
+ * metadata operations on the node's own disk, on the path of every container start, where a round
+ * trip through libuv's thread pool costs milliseconds on a busy node.
+ */
+export function newInstanceLog(
   podDir: string,
   container: string,
   wanted: number,
-): Promise<number> {
-  const used = await loggedInstances(podDir, container);
+): { index: number; path: string } {
+  mkdirSync(join(podDir, container), { recursive: true });
+  const used = instancesIn(readdirSync(join(podDir, container)));
   const highest = used.at(-1);
-  return highest === undefined ? wanted : Math.max(wanted, highest + 1);
+  const index = highest === undefined ? wanted : Math.max(wanted, highest + 1);
+  for (const n of used.slice(0, -1))
+    rmSync(containerLogPath(podDir, container, n), { force: true });
+  return { index, path: containerLogPath(podDir, container, index) };
 }
 
 /** The log of the instance before `current`, if one was kept. */
@@ -48,11 +62,4 @@ export async function previousLogPath(
   const older = (await loggedInstances(podDir, container)).filter((n) => n < current);
   const last = older.at(-1);
   return last === undefined ? undefined : containerLogPath(podDir, container, last);
-}
-
-/** Removes every log of the container except instance `current` and the one before it. */
-export async function pruneLogs(podDir: string, container: string, current: number): Promise<void> {
-  const older = (await loggedInstances(podDir, container)).filter((n) => n < current);
-  for (const n of older.slice(0, -1))
-    await rm(containerLogPath(podDir, container, n), { force: true });
 }

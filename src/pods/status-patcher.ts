@@ -158,6 +158,12 @@ export interface StatusPatcherOptions {
   logger: Logger;
   retryInitialMs?: number;
   retryMaxMs?: number;
+  /**
+   * How long the first patch waits for the pod to leave Pending. A pod whose image is present
+   * starts in milliseconds: its Pending status would be stale before the API stored it, and the
+   * Running status would queue behind it. One patch then says Running.
+   */
+  firstPatchHoldMs?: number;
   /** Called once when the API says the pod is gone (404) or was recreated (409). */
   onGone?: () => void;
 }
@@ -170,10 +176,13 @@ export class StatusPatcher {
   #closed = false;
   #gone = false;
   #patches = 0;
+  #holdFirst: boolean;
+  #endHold: (() => void) | undefined;
 
   constructor(options: StatusPatcherOptions) {
     this.#options = options;
     this.#acked = normaliseStatus(options.initial);
+    this.#holdFirst = (options.firstPatchHoldMs ?? 0) > 0;
   }
 
   /** Number of patches sent (for tests and metrics). */
@@ -189,20 +198,34 @@ export class StatusPatcher {
   set(status: PodStatusDoc): void {
     if (this.#closed || this.#gone) return;
     this.#desired = status;
+    if (status.phase !== "Pending") this.#endHold?.();
     if (!this.#running) this.#running = this.#drain();
   }
 
   /** Resolves once everything set so far is acknowledged (or the pod is gone, or the patcher closed). */
   async flush(): Promise<void> {
+    this.#endHold?.();
     while (this.#running) await this.#running;
   }
 
   close(): void {
     this.#closed = true;
+    this.#endHold?.();
   }
 
   async #drain(): Promise<void> {
-    // Let the caller finish the current burst of changes before the first patch.
+    if (this.#holdFirst) {
+      this.#holdFirst = false;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => this.#endHold?.(), this.#options.firstPatchHoldMs);
+        this.#endHold = () => {
+          clearTimeout(timer);
+          this.#endHold = undefined;
+          resolve();
+        };
+      });
+    }
+    // Let the caller finish the current burst of changes before the patch.
     await new Promise<void>((resolve) => setImmediate(resolve));
     let delay = this.#options.retryInitialMs ?? 200;
     try {

@@ -324,6 +324,8 @@ test("CreateContainerConfigError until the ConfigMap exists; FailedMount until t
     kube.events.find((e) => e.reason === "FailedMount")!.message,
     'MountVolume.SetUp failed for volume "creds" : secret "creds" not found',
   );
+  // The first status waits (firstStatusHoldMs) for a start that does not come here.
+  await until(() => containerStatus(kube, pod, "app"), "the first status");
   assert.equal(containerStatus(kube, pod, "app").state.waiting.reason, "ContainerCreating");
   assert.equal(
     statusOf(kube, pod).conditions.find(

@@ -1,15 +1,14 @@
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { InstanceRegistry } from "../../../src/pods/instance-registry.ts";
 import {
   containerLogPath,
-  freeInstanceIndex,
+  newInstanceLog,
   podLogDir,
   previousLogPath,
-  pruneLogs,
 } from "../../../src/pods/log-layout.ts";
 
 const root = await mkdtemp(join(tmpdir(), "wasmlet-logs-"));
@@ -19,18 +18,23 @@ test("log layout like /var/log/pods; a new instance never reuses a file; only cu
   const dir = podLogDir(root, "ns", "web", "u1");
   assert.equal(dir, join(root, "ns_web_u1"));
   assert.equal(containerLogPath(dir, "app", 3), join(dir, "app", "3.log"));
-  assert.equal(await freeInstanceIndex(dir, "app", 0), 0);
-  await mkdir(join(dir, "app"), { recursive: true });
+  assert.deepEqual(newInstanceLog(dir, "app", 0), {
+    index: 0,
+    path: containerLogPath(dir, "app", 0),
+  });
   for (const n of [0, 1, 2, 3]) await writeFile(containerLogPath(dir, "app", n), `log ${n}`);
   assert.equal(
-    await freeInstanceIndex(dir, "app", 2),
+    newInstanceLog(dir, "app", 2).index,
     4,
     "a crash between start and status must not reuse 3.log",
   );
-  assert.equal(await freeInstanceIndex(dir, "app", 9), 9);
+  assert.deepEqual(
+    (await readdir(join(dir, "app"))).sort(),
+    ["3.log"],
+    "only the previous is kept",
+  );
   assert.equal(await previousLogPath(dir, "app", 4), containerLogPath(dir, "app", 3));
-  await pruneLogs(dir, "app", 4);
-  assert.deepEqual((await readdir(join(dir, "app"))).sort(), ["3.log"]);
+  assert.equal(newInstanceLog(dir, "app", 9).index, 9);
 });
 
 test("the instance registry refuses a second live instance of one container", () => {

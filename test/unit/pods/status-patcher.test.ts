@@ -155,3 +155,52 @@ test("the patcher coalesces bursts, carries the uid precondition, retries failur
   assert.equal(gone, 1);
   assert.equal(missing.patches, 1);
 });
+
+test("the first patch waits for the pod to leave Pending, up to firstPatchHoldMs", async () => {
+  const kube = new FakeKube();
+  const quick = new StatusPatcher({
+    kube,
+    pod: ref,
+    initial: undefined,
+    logger: silentLogger,
+    firstPatchHoldMs: 60_000,
+  });
+  quick.set(status());
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(kube.patches.length, 0, "a Pending status is held");
+  quick.set(status({ phase: "Running" }));
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(kube.patches.length, 1, "leaving Pending sends at once, without waiting for flush");
+  assert.equal(kube.status("u1").phase, "Running");
+  quick.set(status({ phase: "Running", podIP: "10.0.0.1" }));
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(kube.patches.length, 2, "only the first patch is held");
+
+  const slow = new FakeKube();
+  const pending = new StatusPatcher({
+    kube: slow,
+    pod: { ...ref, uid: "u2" },
+    initial: undefined,
+    logger: silentLogger,
+    firstPatchHoldMs: 30,
+  });
+  const started = performance.now();
+  pending.set(status());
+  while (slow.patches.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.ok(
+    performance.now() - started >= 25,
+    "a pod still Pending is reported when the hold ends",
+  );
+  assert.equal(slow.status("u2").phase, "Pending");
+
+  const flushed = new StatusPatcher({
+    kube: new FakeKube(),
+    pod: { ...ref, uid: "u3" },
+    initial: undefined,
+    logger: silentLogger,
+    firstPatchHoldMs: 60_000,
+  });
+  flushed.set(status());
+  await flushed.flush();
+  assert.equal(flushed.patches, 1, "flush() ends the hold");
+});
