@@ -36,7 +36,7 @@ export interface AppContext {
   logger: Logger;
   kube: KubeClient;
   events: EventRecorder;
-  /** nodeName, nodeIP, addReadinessCheck(), setWorkloadSource(), snapshot(). */
+  /** nodeName, nodeIP, setWorkloadSource(), snapshot(). */
   node: NodeAgent;
   /** route() registers kubelet API endpoints (only while components are being built). */
   server: KubeletServer;

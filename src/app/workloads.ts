@@ -165,9 +165,6 @@ export class Workloads implements Component {
       logger: this.#log,
     });
     this.#routes(context, podLogsDir);
-    node.addReadinessCheck("runtime", () =>
-      this.#closing ? "the node is shutting down" : undefined,
-    );
     node.setWorkloadSource(() => {
       const containers = this.runtime.containers();
       const memoryBytes = containers.reduce((sum, c) => sum + c.memoryBytes(), 0);

@@ -1,4 +1,4 @@
-// The Node's conditions, from real measurements: Ready (wasmlet's own readiness checks),
+// The Node's conditions, from real measurements: Ready (False only while wasmlet shuts down),
 // MemoryPressure, DiskPressure and PIDPressure (against configured thresholds). Reasons are the
 // kubelet's, so tools that read them keep working; messages say what wasmlet saw, without live
 // numbers, so a condition changes only when its state does. A tracker keeps lastTransitionTime.
@@ -35,7 +35,7 @@ function pretty(bytes: number): string {
 
 /**
  * The four conditions for one measurement. `notReady` lists why wasmlet is not ready (empty when
- * it is): a failing readiness check, or shutting down.
+ * it is), e.g. that it is shutting down.
  */
 export function evaluateConditions(
   host: HostSnapshot,

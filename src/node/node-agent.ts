@@ -40,9 +40,6 @@ export type NodeAgentConfig = Pick<
   | "nodeStatusReportFrequencyMs"
 >;
 
-/** Resolves to undefined when ready, or to why not (shown in the Ready condition's message). */
-export type ReadinessCheck = () => string | undefined;
-
 /** What runs on the node, for metrics and stats (reported by the pod controller). */
 export interface WorkloadUsage {
   pods: number;
@@ -82,7 +79,6 @@ export class NodeAgent {
   readonly #options: NodeAgentOptions;
   readonly #log: Logger;
   readonly #probe: HostProbe;
-  readonly #readiness = new Map<string, ReadinessCheck>();
   readonly #tracker = new ConditionTracker();
   readonly #stop = new AbortController();
   #holder: HolderInfo | undefined;
@@ -114,12 +110,6 @@ export class NodeAgent {
 
   get #target(): EventTarget {
     return { kind: "Node", name: this.nodeName, uid: this.#node?.metadata?.uid };
-  }
-
-  /** A check that must pass for the node to be Ready (e.g. the runtime's worker pool). */
-  addReadinessCheck(name: string, check: ReadinessCheck): void {
-    if (this.#readiness.has(name)) throw new Error(`readiness check ${name} is registered twice`);
-    this.#readiness.set(name, check);
   }
 
   /** Where the node learns what its pods use (the pod controller provides it). */
@@ -214,26 +204,16 @@ export class NodeAgent {
     this.#lease?.setNodeUid(node.metadata?.uid ?? "");
   }
 
-  #notReadyReasons(): string[] {
-    const reasons: string[] = [];
-    if (this.#shutdownReason) reasons.push(this.#shutdownReason);
-    for (const [name, check] of this.#readiness) {
-      try {
-        const problem = check();
-        if (problem) reasons.push(`${name}: ${problem}`);
-      } catch (error) {
-        reasons.push(`${name}: ${(error as Error).message}`);
-      }
-    }
-    return reasons;
-  }
-
   /** Measures and posts when something changed, or when `force`, or when the report period passed. */
   async #postStatus(force: boolean): Promise<void> {
     const { config, kube } = this.#options;
     const host = await this.#probe.measure();
     this.#host = host;
-    const states = evaluateConditions(host, config, this.#notReadyReasons());
+    const states = evaluateConditions(
+      host,
+      config,
+      this.#shutdownReason ? [this.#shutdownReason] : [],
+    );
     const now = new Date();
     const { conditions, changed, commit } = this.#tracker.apply(states, now);
     const status = buildStatus({

@@ -18,6 +18,7 @@ import {
   type NodeFacts,
   type Timing,
 } from "./lifecycle-deps.ts";
+import { removeOrphanLogs } from "./log-layout.ts";
 import type { ImagePort, KubePort, LogPort, RuntimePort } from "./ports.ts";
 import type { StateName } from "./states/state.ts";
 
@@ -157,6 +158,9 @@ export class PodController {
     const removed = await this.#deps.volumes.removeOrphans(known);
     if (removed.length > 0)
       this.#logger.info({ uids: removed }, "removed directories of pods no longer bound here");
+    const logs = await removeOrphanLogs(this.#deps.node.podLogsDir, known);
+    if (logs.length > 0)
+      this.#logger.info({ directories: logs }, "removed logs of pods no longer bound here");
   }
 
   /** The live instance of a container (exec, attach, logs). */

@@ -1,9 +1,10 @@
 // Per-container log files, laid out like the kubelet's /var/log/pods:
 // `<podLogsDir>/<namespace>_<name>_<uid>/<container>/<restartCount>.log`. Instance N+1 never
 // writes to instance N's file, so `kubectl logs --previous` has the last terminated instance even
-// across a wasmlet restart. Only the current and the previous instance's files are kept.
+// across a wasmlet restart. Only the current and the previous instance's files are kept; a pod's
+// directory goes when the pod is deleted from the API (or is found orphaned at a resync).
 import { mkdirSync, readdirSync, rmSync } from "node:fs";
-import { readdir } from "node:fs/promises";
+import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 
 export function podLogDir(
@@ -62,4 +63,32 @@ export async function previousLogPath(
   const older = (await loggedInstances(podDir, container)).filter((n) => n < current);
   const last = older.at(-1);
   return last === undefined ? undefined : containerLogPath(podDir, container, last);
+}
+
+/** Removes a deleted pod's logs. */
+export async function removePodLogs(
+  podLogsDir: string,
+  namespace: string,
+  name: string,
+  uid: string,
+): Promise<void> {
+  await rm(podLogDir(podLogsDir, namespace, name, uid), { recursive: true, force: true });
+}
+
+/**
+ * Removes the log directories of pods whose uid is not in `known` (deleted while wasmlet was
+ * down); returns their names. Names and namespaces cannot hold `_`, so the uid is the last part.
+ */
+export async function removeOrphanLogs(
+  podLogsDir: string,
+  known: ReadonlySet<string>,
+): Promise<string[]> {
+  const removed: string[] = [];
+  for (const entry of await readdir(podLogsDir).catch(() => [] as string[])) {
+    const parts = entry.split("_");
+    if (parts.length !== 3 || known.has(parts[2]!)) continue;
+    await rm(join(podLogsDir, entry), { recursive: true, force: true });
+    removed.push(entry);
+  }
+  return removed;
 }

@@ -1,9 +1,11 @@
 // Terminating: the pod has a deletionTimestamp (or is gone). Every live instance gets a Killing
 // event, its preStop sleep, and is stopped within the grace period (shortened if a later deletion
 // asks for less); every container is reported terminated and the pod's phase terminal; then the
-// pod object is deleted with grace 0 and a uid precondition, so it never stays Terminating.
+// pod object is deleted with grace 0 and a uid precondition, so it never stays Terminating; its
+// volumes and logs are removed.
 // A force-deleted pod (already gone from the API) is stopped at once and nothing is sent.
 import { describeError } from "../../errors.ts";
+import { removePodLogs } from "../log-layout.ts";
 import { httpStatusOf } from "../ports.ts";
 import type { PodState, StateContext } from "./state.ts";
 
@@ -40,6 +42,10 @@ export const terminating: PodState<"Terminating", (typeof NEXT)[number]> = {
     }
     await ctx.deps.volumes.tearDown(ctx.ref.uid).catch((error) => {
       ctx.logger.warn({ err: describeError(error) }, "could not remove the pod's volumes");
+    });
+    const { namespace, name, uid } = ctx.ref;
+    await removePodLogs(ctx.deps.node.podLogsDir, namespace, name, uid).catch((error) => {
+      ctx.logger.warn({ err: describeError(error) }, "could not remove the pod's logs");
     });
     ctx.deps.crashBackoff.forget(`${ctx.ref.uid}/`);
     ctx.deps.imageBackoff.forget(`${ctx.ref.uid}/`);

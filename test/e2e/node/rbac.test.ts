@@ -57,7 +57,9 @@ describe("wasmlet under manifests/rbac.yaml", () => {
       "no",
     );
     assert.equal(
-      (await kubectl(["auth", "can-i", "patch", "nodes/status", "--as", sa])).stdout.trim(),
+      (
+        await kubectl(["auth", "can-i", "patch", "nodes", "--subresource=status", "--as", sa])
+      ).stdout.trim(),
       "yes",
     );
   });

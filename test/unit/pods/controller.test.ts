@@ -393,8 +393,8 @@ test("ErrImagePull then ImagePullBackOff, then the pull succeeds; ErrImageNeverP
   await controller.destroy();
 });
 
-test("graceful deletion: Killing, stop within grace, terminal statuses, DELETE with uid; deletion while pulling", async () => {
-  const { kube, runtime, images, controller, states } = harness();
+test("graceful deletion: Killing, stop within grace, terminal statuses, DELETE with uid, logs removed; deletion while pulling", async () => {
+  const { kube, runtime, images, controller, states, dirs } = harness();
   const pod = makePod({
     spec: { terminationGracePeriodSeconds: 7, containers: [{ name: "app", image: "a:1" }] },
   });
@@ -412,6 +412,10 @@ test("graceful deletion: Killing, stop within grace, terminal statuses, DELETE w
   assert.equal(final.conditions.find((c: { type: string }) => c.type === "Ready").status, "False");
   await until(() => controller.stateOf(uidOf(pod)) === "Terminated", "Terminated");
   assert.deepEqual(states.get(uidOf(pod))?.slice(-2), ["Terminating", "Terminated"]);
+  assert.ok(
+    !existsSync(join(dirs.logs, `default_${pod.metadata!.name}_${uidOf(pod)}`)),
+    "a deleted pod's logs are removed",
+  );
   controller.onPodDeleted(pod);
   assert.equal(controller.stateOf(uidOf(pod)), undefined);
 
@@ -541,17 +545,20 @@ test("restart safety: rebuilt from the API, running containers restart with rest
   await second.destroy();
 });
 
-test("resync: pods no longer listed are stopped, leftover pod directories removed; other nodes' pods ignored", async () => {
+test("resync: pods no longer listed are stopped, leftover pod directories and logs removed; other nodes' pods ignored", async () => {
   const { kube, runtime, controller, dirs } = harness();
   const a = makePod({
     spec: { containers: [{ name: "app", image: "a:1" }], volumes: [{ name: "d", emptyDir: {} }] },
   });
   const b = makePod({ spec: { nodeName: "other-node" } });
   await mkdir(join(dirs.pods, "stale-uid"), { recursive: true });
+  await mkdir(join(dirs.logs, "default_gone_stale-uid", "app"), { recursive: true });
+  await writeFile(join(dirs.logs, "default_gone_stale-uid", "app", "0.log"), "old\n");
   await controller.resync([a, b]);
   await until(() => containerStatus(kube, a, "app")?.state?.running, "a running");
   assert.equal(controller.stateOf(uidOf(b)), undefined);
   assert.ok(!(await readdir(dirs.pods)).includes("stale-uid"));
+  assert.deepEqual(await readdir(dirs.logs), [`default_${a.metadata!.name}_${uidOf(a)}`]);
   await controller.resync([]);
   await until(() => controller.stateOf(uidOf(a)) === undefined, "a forgotten");
   assert.equal(runtime.instances[0]!.running, false);
