@@ -165,6 +165,13 @@ export class Workloads implements Component {
       logger: this.#log,
     });
     this.#routes(context, podLogsDir);
+    node.setImageSource(async () =>
+      (await this.images.list()).map((image) => ({
+        id: image.imageID,
+        reference: image.reference,
+        sizeBytes: image.size,
+      })),
+    );
     node.setWorkloadSource(() => {
       const containers = this.runtime.containers();
       const memoryBytes = containers.reduce((sum, c) => sum + c.memoryBytes(), 0);

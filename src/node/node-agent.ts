@@ -20,7 +20,7 @@ import { NodeEvent } from "./constants.ts";
 import { type HostIdentity, type HostProbe, type HostSnapshot, LinuxHostProbe } from "./host.ts";
 import { assertNameFree, type HolderInfo, LeaseHeartbeat, newHolder } from "./lease.ts";
 import { ensureRuntimeClass, registerNode } from "./registration.ts";
-import { applyStatus, buildStatus, statusFingerprint } from "./status.ts";
+import { applyStatus, buildStatus, type NodeImage, statusFingerprint } from "./status.ts";
 
 export type NodeAgentConfig = Pick<
   Config,
@@ -87,6 +87,8 @@ export class NodeAgent {
   #node: V1Node | undefined;
   #host: HostSnapshot | undefined;
   #workload: () => WorkloadUsage = () => ({ pods: 0, containers: 0, memoryBytes: 0 });
+  #images: () => Promise<NodeImage[]> = async () => [];
+  #lastImages: NodeImage[] = [];
   #lastFingerprint = "";
   #lastPosted = 0;
   #shutdownReason: string | undefined;
@@ -110,6 +112,11 @@ export class NodeAgent {
 
   get #target(): EventTarget {
     return { kind: "Node", name: this.nodeName, uid: this.#node?.metadata?.uid };
+  }
+
+  /** Where the node learns which images it holds, for status.images. */
+  setImageSource(source: () => Promise<NodeImage[]>): void {
+    this.#images = source;
   }
 
   /** Where the node learns what its pods use (the pod controller provides it). */
@@ -223,6 +230,16 @@ export class NodeAgent {
       kubeletPort: this.#options.kubeletPort(),
       conditions,
       declaredFeatures: this.#options.declaredFeatures(),
+      images: await this.#images().then(
+        (images) => (this.#lastImages = images),
+        (error: unknown) => {
+          this.#log.warn(
+            { err: describeError(error) },
+            "cannot list images; status keeps the last list",
+          );
+          return this.#lastImages;
+        },
+      ),
     });
     const fingerprint = statusFingerprint(status);
     const due = Date.now() - this.#lastPosted >= config.nodeStatusReportFrequencyMs;

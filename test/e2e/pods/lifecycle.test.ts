@@ -64,6 +64,14 @@ test("a pod that names only a RuntimeClass lands on the wasm node, runs and succ
   ]);
   for (const reason of ["Scheduled", "Pulling", "Pulled", "Created", "Started"])
     assert.match(events, new RegExp(`\\b${reason}\\b`));
+  // The node lists the image it now holds, as the scheduler's ImageLocality expects.
+  const listed = await eventually(async () => {
+    const node = JSON.parse(await kubectlOk(["get", "node", bed.wasmlet.nodeName, "-o", "json"]));
+    const images: { names: string[]; sizeBytes: number }[] = node.status.images ?? [];
+    return images.find((image) => image.names.includes(status?.imageID ?? "-"));
+  }, "the image in the node's status.images");
+  assert.ok(listed.sizeBytes > 0);
+  assert.ok(listed.names.includes(await bed.image("hello")), listed.names.join(", "));
 });
 
 test("the stock `wasm` RuntimeClass schedules onto wasm nodes only", async () => {

@@ -2,7 +2,7 @@
 // pods going away under the node: graceful deletion within a shortened grace period, and force
 // deletion, after which nothing of the pod runs on the node.
 import assert from "node:assert/strict";
-import { stat } from "node:fs/promises";
+import { open, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import type { V1Pod } from "@kubernetes/client-node";
@@ -199,9 +199,12 @@ test("force deletion leaves nothing running: the pod is gone and its guest's log
   );
   const running = await waitForPod(bed.namespace, "forced", "Running", phaseIs("Running"));
   const uid = running.metadata?.uid ?? "";
-  const log = join(bed.wasmlet.dataDir, "logs", `${bed.namespace}_forced_${uid}`, "main", "0.log");
-  const size = async () => (await stat(log)).size;
-  const first = await eventually(async () => (await size()) > 0 && size(), "a log file");
+  const logDir = join(bed.wasmlet.dataDir, "logs", `${bed.namespace}_forced_${uid}`);
+  // Held open, the log file can still be measured after the node removes the deleted pod's logs.
+  const log = await eventually(async () => open(join(logDir, "main", "0.log"), "r"), "a log file");
+  const size = async () => (await log.stat()).size;
+  await eventually(async () => (await size()) > 0, "a first line");
+  const first = await size();
   await sleep(500);
   assert.ok((await size()) > first, "the guest writes while it runs");
 
@@ -223,10 +226,12 @@ test("force deletion leaves nothing running: the pod is gone and its guest's log
   const settled = await size();
   await sleep(1500);
   assert.equal(await size(), settled, "nothing writes the log after the force deletion");
-  await eventually(
-    async () =>
-      (await stat(join(bed.wasmlet.dataDir, "pods", uid)).catch(() => undefined)) === undefined,
-    "the pod's directory to be removed",
-    10_000,
-  );
+  await log.close();
+  for (const dir of [join(bed.wasmlet.dataDir, "pods", uid), logDir]) {
+    await eventually(
+      async () => (await stat(dir).catch(() => undefined)) === undefined,
+      `${dir} to be removed`,
+      10_000,
+    );
+  }
 });

@@ -3,7 +3,12 @@ import { describe, it } from "node:test";
 import { ConditionTracker, evaluateConditions } from "../../../src/node/conditions.ts";
 import type { HostIdentity, HostSnapshot } from "../../../src/node/host.ts";
 import { allocatable, bytesQuantity, capacity, cpuQuantity } from "../../../src/node/resources.ts";
-import { buildStatus, statusFingerprint } from "../../../src/node/status.ts";
+import {
+  buildStatus,
+  type NodeImage,
+  nodeImages,
+  statusFingerprint,
+} from "../../../src/node/status.ts";
 
 const Gi = 2 ** 30;
 const host: HostSnapshot = {
@@ -122,7 +127,7 @@ describe("node conditions", () => {
 describe("node status", () => {
   it("builds addresses, endpoint, info and features; the fingerprint ignores heartbeats", () => {
     const tracker = new ConditionTracker();
-    const make = (now: Date, features: string[]) => {
+    const make = (now: Date, features: string[], images: NodeImage[] = []) => {
       const applied = tracker.apply(evaluateConditions(host, thresholds, []), now);
       applied.commit();
       return buildStatus({
@@ -138,6 +143,7 @@ describe("node status", () => {
         kubeletPort: 10250,
         conditions: applied.conditions,
         declaredFeatures: features,
+        images,
       });
     };
     const a = make(new Date(1_000), []);
@@ -164,5 +170,40 @@ describe("node status", () => {
     assert.deepEqual(make(new Date(3_000), ["ExtendWebSocketsToKubelet"]).declaredFeatures, [
       "ExtendWebSocketsToKubelet",
     ]);
+    assert.equal("images" in a, false);
+    assert.notEqual(
+      statusFingerprint(a),
+      statusFingerprint(
+        make(new Date(2_000), [], [{ id: "r/a@sha256:1", reference: "r/a:1", sizeBytes: 1 }]),
+      ),
+      "a new image is a change",
+    );
+  });
+
+  it("lists images like the kubelet: digest name first, then references; largest first, at most 50", () => {
+    const images: NodeImage[] = [
+      { id: "reg/small@sha256:aa", reference: "reg/small:v1", sizeBytes: 10 },
+      { id: "reg/big@sha256:bb", reference: "reg/big:v2", sizeBytes: 5000 },
+      { id: "reg/big@sha256:bb", reference: "reg/big:latest", sizeBytes: 5000 },
+      { id: "reg/big@sha256:bb", reference: "reg/big@sha256:bb", sizeBytes: 5000 },
+    ];
+    assert.deepEqual(nodeImages(images), [
+      { names: ["reg/big@sha256:bb", "reg/big:latest", "reg/big:v2"], sizeBytes: 5000 },
+      { names: ["reg/small@sha256:aa", "reg/small:v1"], sizeBytes: 10 },
+    ]);
+    const many = Array.from({ length: 60 }, (_, i) => ({
+      id: `reg/i${i}@sha256:${i}`,
+      reference: `reg/i${i}:v1`,
+      sizeBytes: i,
+    }));
+    const listed = nodeImages(many);
+    assert.equal(listed.length, 50);
+    assert.equal(listed[0]!.sizeBytes, 59);
+    const tags = Array.from({ length: 8 }, (_, i) => ({
+      id: "reg/t@sha256:cc",
+      reference: `reg/t:v${i}`,
+      sizeBytes: 1,
+    }));
+    assert.equal(nodeImages(tags)[0]!.names.length, 5, "at most five names per image");
   });
 });
