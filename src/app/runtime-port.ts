@@ -12,6 +12,7 @@ import type {
   RunSpec,
   RuntimePort,
 } from "../pods/ports.ts";
+import { MAX_PROBE_OUTPUT_BYTES } from "../pods/prober.ts";
 import type { Runtime } from "../runtime/runtime.ts";
 import type { Container, ExitStatus, Mount } from "../runtime/types.ts";
 import { appError } from "./errors.ts";
@@ -86,6 +87,25 @@ export class WasiRuntimePort implements RuntimePort {
       exited,
       stop: async (graceMs) => {
         await container.stop(graceMs);
+      },
+      exec: async (args, timeoutMs) => {
+        const chunks: Buffer[] = [];
+        let kept = 0;
+        const instance = container.exec({
+          args,
+          deadlineMs: timeoutMs,
+          onOutput: (_stream, chunk) => {
+            if (kept >= MAX_PROBE_OUTPUT_BYTES) return;
+            chunks.push(Buffer.from(chunk.subarray(0, MAX_PROBE_OUTPUT_BYTES - kept)));
+            kept += chunk.length;
+          },
+        });
+        const status = await instance.exited;
+        return {
+          exitCode: status.exitCode,
+          output: Buffer.concat(chunks).toString("utf8"),
+          timedOut: status.reason === "DeadlineExceeded",
+        };
       },
     };
   }

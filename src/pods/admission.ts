@@ -2,10 +2,11 @@
 // cannot run ends `Failed` with a precise reason and "Pod was rejected: …" message (the kubelet's
 // rejectPod), instead of hanging in Pending.
 //
-// Probes and lifecycle hooks: wasmlet cannot exec into a guest, and httpGet/tcpSocket/grpc need
-// the guest's sockets (not served yet). Such a pod is admitted with a Warning event per probe/hook
-// (ProbeNotSupported / HookNotSupported) and the probe is treated as absent: readiness = running,
-// startup = started once running, liveness never restarts. preStop `sleep` is carried out.
+// Probes and lifecycle hooks: exec probes run (see prober.ts); httpGet/tcpSocket/grpc probes need
+// the guest's sockets (not served yet), and hooks other than `sleep` are not run. Such a pod is
+// admitted with a Warning event per probe/hook (ProbeNotSupported / HookNotSupported) and the
+// probe is treated as absent: readiness = running, startup = started once running, liveness never
+// restarts. preStop `sleep` is carried out.
 import type { V1Container, V1Pod, V1Probe, V1Volume } from "@kubernetes/client-node";
 import { type HostPathPolicy, hostPathAllowed } from "../volumes/host-path.ts";
 import { volumeKind, volumeSourceName } from "../volumes/volume-manager.ts";
@@ -159,11 +160,11 @@ export async function admit(pod: V1Pod, options: AdmissionOptions): Promise<Admi
       ["Startup", container.startupProbe, "the container counts as started once it runs"],
     ];
     for (const [kind, probe, consequence] of probes) {
-      if (!probe) continue;
+      if (!probe || probe.exec) continue;
       warnings.push({
         reason: EventReason.ProbeNotSupported,
         fieldPath: field,
-        message: `${kind} probe (${probeKind(probe)}) of container "${container.name}" cannot be carried out by wasmlet yet; ${consequence}`,
+        message: `${kind} probe (${probeKind(probe)}) of container "${container.name}" cannot be carried out by wasmlet yet (only exec probes run); ${consequence}`,
       });
     }
     const hooks = [

@@ -19,6 +19,8 @@ export interface Timing {
   errImagePullShowMs: number;
   /** How long a pod's first status patch waits for the pod to leave Pending (see StatusPatcher). */
   firstStatusHoldMs: number;
+  /** Milliseconds per second of a probe's periodSeconds, timeoutSeconds, … (1000; tests shrink it). */
+  probeSecondMs: number;
 }
 
 export const DEFAULT_TIMING: Timing = {
@@ -29,6 +31,7 @@ export const DEFAULT_TIMING: Timing = {
   emptyDirCheckMs: 10_000,
   errImagePullShowMs: 10_000,
   firstStatusHoldMs: 100,
+  probeSecondMs: 1000,
 };
 
 export interface NodeFacts {

@@ -30,6 +30,7 @@ import {
   type TerminatedState,
 } from "./pod-record.ts";
 import type { EnsuredImage, PodRef, RunHandle, RunSpec } from "./ports.ts";
+import { ContainerProber, execProbes } from "./prober.ts";
 import { ConditionReason, ContainerReason, EventReason, EventType, PodReason } from "./reasons.ts";
 import { STATES, TRANSITIONS } from "./states/index.ts";
 import type { StateContext, StateName, SuperviseOutcome } from "./states/state.ts";
@@ -81,6 +82,8 @@ export class PodLifecycle implements StateContext {
   volumes: ReadonlyMap<string, MountedVolume> = new Map();
   readonly #handles = new Map<string, RunHandle>();
   readonly #exits = new Map<string, Promise<TerminatedState>>();
+  /** Probers by instance id; each stops when its instance exits. */
+  readonly #probers = new Map<string, ContainerProber>();
   readonly #abort = new AbortController();
   readonly #deletion = new AbortController();
   readonly #patcher: StatusPatcher;
@@ -629,8 +632,11 @@ export class PodLifecycle implements StateContext {
     }
     if (container.instanceId === id && (container.state as ContainerState).kind !== "terminated") {
       container.state = { kind: "running", startedAt };
-      container.started = true;
-      container.ready = !container.init;
+      const probes = container.init ? {} : execProbes(spec);
+      container.started = probes.startup === undefined;
+      container.ready = !container.init && container.started && probes.readiness === undefined;
+      if (probes.startup || probes.liveness || probes.readiness)
+        this.#startProber(container, handle, probes);
     }
     this.event(
       EventType.Normal,
@@ -640,6 +646,59 @@ export class PodLifecycle implements StateContext {
     );
     this.publish();
     return { kind: "started", exit };
+  }
+
+  #startProber(
+    container: ContainerRecord,
+    handle: RunHandle,
+    probes: ReturnType<typeof execProbes>,
+  ): void {
+    const current = () => container.instanceId === handle.id && container.state.kind === "running";
+    const prober = new ContainerProber(
+      probes,
+      {
+        exec: (args, timeoutMs) => handle.exec(args, timeoutMs),
+        started: () => {
+          if (!current() || container.started) return;
+          container.started = true;
+          this.publish();
+        },
+        readiness: (ready) => {
+          if (!current() || container.ready === ready) return;
+          container.ready = ready;
+          this.publish();
+        },
+        unhealthy: (message) => {
+          if (current()) this.event(EventType.Warning, EventReason.Unhealthy, message, container);
+        },
+        kill: (kind) => {
+          if (!current()) return;
+          this.event(
+            EventType.Normal,
+            EventReason.Killing,
+            `Container ${container.name} failed ${kind} probe, will be restarted`,
+            container,
+          );
+          const seconds =
+            probes[kind]?.terminationGracePeriodSeconds ??
+            this.#pod.spec?.terminationGracePeriodSeconds ??
+            DEFAULT_GRACE_SECONDS;
+          void handle.stop(Math.max(0, seconds) * 1000).catch((error) => {
+            this.logger.warn(
+              { err: describeError(error), container: container.name },
+              "stop failed",
+            );
+          });
+        },
+      },
+      this.deps.timing.probeSecondMs,
+    );
+    this.#probers.set(handle.id, prober);
+    void handle.exited.finally(() => {
+      prober.stop();
+      this.#probers.delete(handle.id);
+    });
+    prober.start();
   }
 
   #watchExit(
@@ -710,6 +769,7 @@ export class PodLifecycle implements StateContext {
   }
 
   async stopAll(graceMs: number): Promise<void> {
+    for (const prober of this.#probers.values()) prober.stop();
     const stops = [...this.#handles.entries()].map(async ([name, handle]) => {
       const container = this.record.containers.get(name);
       if (container)

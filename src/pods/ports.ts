@@ -4,6 +4,7 @@
 
 import type { VolumeSourcePort } from "../volumes/ports.ts";
 import type { RunMount } from "../volumes/volume-manager.ts";
+import type { ProbeExecResult } from "./prober.ts";
 
 export type { RunMount } from "../volumes/volume-manager.ts";
 
@@ -102,6 +103,8 @@ export interface RunHandle {
   readonly exited: Promise<ExitStatus>;
   /** Asks the guest to stop and ends it after `graceMs`; resolves when it is gone. Safe to call twice. */
   stop(graceMs: number): Promise<void>;
+  /** Runs `args` as another instance of the module with the container's env and mounts (exec probes). */
+  exec(args: string[], timeoutMs: number): Promise<ProbeExecResult>;
 }
 
 export interface RuntimePort {

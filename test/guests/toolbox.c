@@ -5,6 +5,8 @@
 //   echo WORDS...   print the words
 //   fail N          print "failing with N" to stderr and exit N
 //   env NAME        print $NAME
+//   exists PATH     exit 0 when PATH exists, else say so and exit 1 (for exec probes)
+//   touch PATH      create PATH
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +26,20 @@ int main(int argc, char **argv) {
       const char *value = getenv(argv[2]);
       printf("%s\n", value ? value : "");
       return value ? 0 : 1;
+    }
+    if (strcmp(argv[1], "exists") == 0 && argc > 2) {
+      if (access(argv[2], F_OK) == 0) return 0;
+      printf("%s does not exist\n", argv[2]);
+      return 1;
+    }
+    if (strcmp(argv[1], "touch") == 0 && argc > 2) {
+      FILE *f = fopen(argv[2], "a");
+      if (!f) {
+        perror(argv[2]);
+        return 1;
+      }
+      fclose(f);
+      return 0;
     }
     fprintf(stderr, "unknown command %s\n", argv[1]);
     return 127;

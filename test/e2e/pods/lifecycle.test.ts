@@ -163,6 +163,79 @@ test("a crashing container goes into CrashLoopBackOff with a growing restart cou
   );
 });
 
+test("exec probes: Ready once the readiness probe passes; a failing liveness probe restarts its container", async () => {
+  const toolbox = await bed.image("toolbox");
+  await applyJson(bed.namespace, {
+    ...pod("probed", { name: "web", image: toolbox }),
+    spec: {
+      runtimeClassName: bed.runtimeClass,
+      terminationGracePeriodSeconds: 2,
+      volumes: [{ name: "data", emptyDir: {} }],
+      containers: [
+        {
+          name: "web",
+          image: toolbox,
+          volumeMounts: [{ name: "data", mountPath: "/data" }],
+          readinessProbe: {
+            exec: { command: ["toolbox", "exists", "/data/ready"] },
+            periodSeconds: 1,
+          },
+        },
+        {
+          name: "sick",
+          image: toolbox,
+          livenessProbe: {
+            exec: { command: ["toolbox", "fail", "3"] },
+            periodSeconds: 1,
+            failureThreshold: 2,
+          },
+        },
+      ],
+    },
+  });
+  const running = await waitForPod(bed.namespace, "probed", "Running", phaseIs("Running"));
+  const web = () => running.status?.containerStatuses?.find((c) => c.name === "web");
+  assert.equal(web()?.ready, false, "not ready before its probe passes");
+  assert.equal(running.status?.conditions?.find((c) => c.type === "Ready")?.status, "False");
+
+  await kubectlOk([
+    "-n",
+    bed.namespace,
+    "exec",
+    "probed",
+    "-c",
+    "web",
+    "--",
+    "toolbox",
+    "touch",
+    "/data/ready",
+  ]);
+  await waitForPod(
+    bed.namespace,
+    "probed",
+    "web ready",
+    (p) => !!p.status?.containerStatuses?.find((c) => c.name === "web")?.ready,
+  );
+
+  const restarted = await waitForPod(
+    bed.namespace,
+    "probed",
+    "sick restarted",
+    (p) => (p.status?.containerStatuses?.find((c) => c.name === "sick")?.restartCount ?? 0) >= 1,
+  );
+  const sick = restarted.status?.containerStatuses?.find((c) => c.name === "sick");
+  assert.ok([137, 143].includes(sick?.lastState?.terminated?.exitCode ?? 0));
+  const described = await kubectlOk(["-n", bed.namespace, "describe", "pod", "probed"]);
+  assert.match(described, /Unhealthy\s+.*Liveness probe failed: failing with 3/);
+  assert.match(described, /Killing\s+.*Container sick failed liveness probe, will be restarted/);
+  assert.match(described, /Unhealthy\s+.*Readiness probe failed: \/data\/ready does not exist/);
+  assert.equal(
+    restarted.status?.containerStatuses?.find((c) => c.name === "web")?.restartCount,
+    0,
+    "a readiness probe never restarts",
+  );
+});
+
 test("a guest that outgrows its memory limit is OOMKilled", async () => {
   await applyJson(
     bed.namespace,

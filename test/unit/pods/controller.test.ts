@@ -57,6 +57,7 @@ function harness(options: { hostPath?: boolean; crashInitialMs?: number } = {}) 
         errImagePullShowMs: 10,
         volumeRefreshMs: 30,
         emptyDirCheckMs: 20,
+        probeSecondMs: 5,
       },
       onState: (pod, state) => states.set(pod.uid, [...(states.get(pod.uid) ?? []), state]),
     });
@@ -648,4 +649,69 @@ test("image errors map to the kubelet's waiting reasons by code", async () => {
   assert.equal(pullFailureReason({ reason: "InvalidImageName" }), "InvalidImageName");
   assert.equal(pullFailureReason({ code: "WASMLET_ERR_IMAGE_NOT_FOUND" }), "ErrImagePull");
   assert.equal(pullFailureReason(new Error("x")), "ErrImagePull");
+});
+
+test("exec probes: not Ready until the readiness probe passes; a failing liveness probe restarts the container", async () => {
+  const { kube, runtime, controller } = harness();
+  let ready = false;
+  runtime.behaviours.set("web", {
+    exec: (args) =>
+      args[0] === "ready" && ready
+        ? { exitCode: 0, output: "", timedOut: false }
+        : { exitCode: 1, output: `${args[0]}: no`, timedOut: false },
+  });
+  runtime.behaviours.set("sick", {
+    exec: () => ({ exitCode: 2, output: "unwell", timedOut: false }),
+  });
+  const pod = makePod({
+    spec: {
+      terminationGracePeriodSeconds: 3,
+      containers: [
+        {
+          name: "web",
+          image: "a:1",
+          readinessProbe: { exec: { command: ["ready"] }, periodSeconds: 1 },
+        },
+        {
+          name: "sick",
+          image: "a:1",
+          livenessProbe: {
+            exec: { command: ["alive"] },
+            periodSeconds: 1,
+            failureThreshold: 2,
+            terminationGracePeriodSeconds: 1,
+          },
+        },
+      ],
+    },
+  });
+  controller.onPodUpsert(pod);
+  await until(() => containerStatus(kube, pod, "web")?.state?.running, "web running");
+  const web = containerStatus(kube, pod, "web");
+  assert.equal(web.ready, false, "not ready before the probe passes");
+  assert.equal(web.started, true);
+  assert.equal(statusOf(kube, pod).phase, "Running");
+  assert.equal(
+    statusOf(kube, pod).conditions.find((c: { type: string }) => c.type === "Ready").status,
+    "False",
+  );
+  ready = true;
+  await until(() => containerStatus(kube, pod, "web")?.ready, "web ready");
+  assert.deepEqual(runtime.of("web")[0]!.execs[0], { args: ["ready"], timeoutMs: 5 });
+
+  await until(() => containerStatus(kube, pod, "sick")?.restartCount >= 1, "sick restarted");
+  assert.deepEqual(runtime.of("sick")[0]!.stops, [1000], "the probe's own grace period");
+  const events = kube.events.filter((e) => e.fieldPath === "spec.containers{sick}");
+  assert.ok(
+    events.some((e) => e.reason === "Unhealthy" && e.message === "Liveness probe failed: unwell"),
+  );
+  assert.ok(
+    events.some(
+      (e) =>
+        e.reason === "Killing" &&
+        e.message === "Container sick failed liveness probe, will be restarted",
+    ),
+  );
+  assert.equal(runtime.of("web").length, 1, "a readiness failure never restarts");
+  await controller.destroy();
 });

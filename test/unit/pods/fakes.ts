@@ -14,6 +14,7 @@ import type {
   RunSpec,
   RuntimePort,
 } from "../../../src/pods/ports.ts";
+import type { ProbeExecResult } from "../../../src/pods/prober.ts";
 import type { ServiceAccountTokenRequest } from "../../../src/volumes/ports.ts";
 
 export const silentLogger = pino({ level: "silent" });
@@ -182,6 +183,8 @@ export interface Behaviour {
   reason?: string;
   /** `started` rejects with this message. */
   startError?: string;
+  /** Answers exec probes (default: exit code 0, no output). */
+  exec?: (args: string[]) => ProbeExecResult;
 }
 
 export class FakeInstance implements RunHandle {
@@ -190,6 +193,8 @@ export class FakeInstance implements RunHandle {
   readonly started: Promise<Date>;
   readonly exited: Promise<ExitStatus>;
   readonly stops: number[] = [];
+  readonly execs: { args: string[]; timeoutMs: number }[] = [];
+  readonly #behaviour: Behaviour;
   #resolveExit!: (status: ExitStatus) => void;
   #startedAt = new Date();
   #done = false;
@@ -198,6 +203,7 @@ export class FakeInstance implements RunHandle {
   constructor(spec: RunSpec, behaviour: Behaviour, onExit: () => void) {
     this.id = spec.id;
     this.spec = spec;
+    this.#behaviour = behaviour;
     this.#onExit = onExit;
     this.exited = new Promise((resolve) => {
       this.#resolveExit = resolve;
@@ -237,6 +243,12 @@ export class FakeInstance implements RunHandle {
     this.stops.push(graceMs);
     this.exit(143);
     await this.exited;
+  }
+
+  async exec(args: string[], timeoutMs: number): Promise<ProbeExecResult> {
+    this.execs.push({ args, timeoutMs });
+    if (this.#done) throw new Error("container is not running");
+    return this.#behaviour.exec?.(args) ?? { exitCode: 0, output: "", timedOut: false };
   }
 }
 
