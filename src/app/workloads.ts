@@ -5,6 +5,7 @@
 import { join } from "node:path";
 import type { V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
+import { describeError } from "../errors.ts";
 import { ImageService } from "../images/image-service.ts";
 import { isNotFound } from "../kube/api-error.ts";
 import type { KubeClient } from "../kube/client.ts";
@@ -58,6 +59,8 @@ class RuntimeClassCache implements RuntimeClassLookup {
 
 /** The node's own key among the CPU rates (container ids never start with a space). */
 const NODE_CPU_KEY = " node";
+/** The kubelet's ImageGCPeriod. */
+const IMAGE_GC_PERIOD_MS = 5 * 60_000;
 
 export function workloads(options: WorkloadOptions = {}): ComponentFactory {
   return (context) => new Workloads(context, options);
@@ -76,6 +79,7 @@ export class Workloads implements Component {
   readonly #log: Logger;
   readonly #shutdownGraceMs: number;
   #closing: Promise<void> | undefined;
+  #imageGc: NodeJS.Timeout | undefined;
 
   constructor(context: AppContext, options: WorkloadOptions = {}) {
     const { config, kube, events, node, logger } = context;
@@ -92,6 +96,11 @@ export class Workloads implements Component {
       supportedImports: Object.entries(SUPPORTED_IMPORTS).flatMap(([module, names]) =>
         names.map((n) => `${module}.${n}`),
       ),
+      gc: {
+        highPercent: config.imageGcHighThresholdPercent,
+        lowPercent: config.imageGcLowThresholdPercent,
+      },
+      inUse: () => this.controller.imagesInUse(),
     });
     const fieldSelector = `spec.nodeName=${config.nodeName}`;
     const podLogsDir = join(config.dataDir, "logs");
@@ -311,9 +320,26 @@ export class Workloads implements Component {
     await this.runtime.start();
     this.#watch.start();
     await this.#watch.synced;
+    // Besides after every pull, images are collected on the kubelet's period.
+    this.#imageGc = setInterval(() => void this.#collectImages(), IMAGE_GC_PERIOD_MS);
+    this.#imageGc.unref();
+  }
+
+  async #collectImages(): Promise<void> {
+    try {
+      const result = await this.images.gc();
+      if (result.removedImages.length > 0)
+        this.#log.info(
+          { images: result.removedImages, freedBytes: result.freedBytes },
+          "collected unused images",
+        );
+    } catch (error) {
+      this.#log.warn({ err: describeError(error) }, "image garbage collection failed");
+    }
   }
 
   close(): Promise<void> {
+    clearInterval(this.#imageGc);
     this.#closing ??= (async () => {
       await this.#watch.close();
       await this.controller.close(this.#shutdownGraceMs);
@@ -324,6 +350,7 @@ export class Workloads implements Component {
   }
 
   async destroy(): Promise<void> {
+    clearInterval(this.#imageGc);
     await this.#watch.close();
     await this.controller.destroy();
     await this.runtime.destroy();

@@ -65,6 +65,10 @@ export interface Config {
   syncFrequencyMs: number;
   insecureRegistries: string[];
   imageCredentialFile: string | undefined;
+  /** Image garbage collection starts when the data dir's filesystem is fuller than this… */
+  imageGcHighThresholdPercent: number;
+  /** …and frees images no pod uses, least recently used first, down to this. */
+  imageGcLowThresholdPercent: number;
   nodeLeaseDurationSeconds: number;
   nodeLeaseRenewIntervalMs: number;
   nodeStatusUpdateFrequencyMs: number;
@@ -438,6 +442,25 @@ export const OPTIONS: readonly OptionSpec[] = [
     parse: path,
     default: undefined,
     file: true,
+  }),
+  option("imageGcHighThresholdPercent", {
+    group: "Images",
+    flag: "image-gc-high-threshold",
+    placeholder: "PERCENT",
+    description:
+      "collect unused images (least recently used first, none used in the last 2 minutes) when the data directory's filesystem is fuller than this",
+    parse: parsePercent,
+    default: 85,
+    defaultText: "85%",
+  }),
+  option("imageGcLowThresholdPercent", {
+    group: "Images",
+    flag: "image-gc-low-threshold",
+    placeholder: "PERCENT",
+    description: "image collection frees space down to this",
+    parse: parsePercent,
+    default: 80,
+    defaultText: "80%",
   }),
   option("logLevel", {
     group: "Logging",

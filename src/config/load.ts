@@ -196,6 +196,11 @@ function checkCombinations(config: Config): void {
   if (config.crashLoopBackoffMaxMs < config.crashLoopBackoffBaseMs) {
     invalid("--crash-loop-backoff-max must not be shorter than --crash-loop-backoff");
   }
+  if (config.imageGcLowThresholdPercent >= config.imageGcHighThresholdPercent) {
+    invalid(
+      `--image-gc-low-threshold (${config.imageGcLowThresholdPercent}%) must be below --image-gc-high-threshold (${config.imageGcHighThresholdPercent}%)`,
+    );
+  }
 }
 
 export function loadConfig(options: LoadOptions): LoadResult {

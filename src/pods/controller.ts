@@ -178,6 +178,18 @@ export class PodController {
     return undefined;
   }
 
+  /** Images of the pods this node still runs or may run again: never garbage-collected. */
+  imagesInUse(): string[] {
+    const images = new Set<string>();
+    for (const lifecycle of this.#lifecycles.values()) {
+      if (lifecycle.state === "Terminated") continue;
+      const spec = lifecycle.pod.spec;
+      for (const c of [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])])
+        if (c.image) images.add(c.image);
+    }
+    return [...images];
+  }
+
   /** The lifecycle state of a pod, by uid (tests, debugging). */
   stateOf(uid: string): StateName | undefined {
     return this.#lifecycles.get(uid)?.state;

@@ -145,6 +145,10 @@ describe("loadConfig", () => {
       ]),
       /must be shorter than --node-lease-duration/,
     );
+    assert.match(
+      failure(["--kubeconfig", kubeconfig, "--image-gc-low-threshold", "90%"]),
+      /--image-gc-low-threshold \(90%\) must be below --image-gc-high-threshold \(85%\)/,
+    );
     assert.match(failure([]), /no API server to talk to/);
     const inCluster = loadConfig({
       argv: [],

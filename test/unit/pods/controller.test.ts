@@ -558,10 +558,12 @@ test("resync: pods no longer listed are stopped, leftover pod directories and lo
   await controller.resync([a, b]);
   await until(() => containerStatus(kube, a, "app")?.state?.running, "a running");
   assert.equal(controller.stateOf(uidOf(b)), undefined);
+  assert.deepEqual(controller.imagesInUse(), ["a:1"], "only this node's pods protect images");
   assert.ok(!(await readdir(dirs.pods)).includes("stale-uid"));
   assert.deepEqual(await readdir(dirs.logs), [`default_${a.metadata!.name}_${uidOf(a)}`]);
   await controller.resync([]);
   await until(() => controller.stateOf(uidOf(a)) === undefined, "a forgotten");
+  assert.deepEqual(controller.imagesInUse(), []);
   assert.equal(runtime.instances[0]!.running, false);
   await until(() => !existsSync(join(dirs.pods, uidOf(a))), "a's directory removed");
   await controller.destroy();
