@@ -1,7 +1,7 @@
 // pods/ and volumes/ reach the Kubernetes API only through KubePort; this is its real
 // implementation over the kube/ client. Errors keep the HTTP status as `statusCode`, which the
 // lifecycle reads (404: the pod is gone; 409: it was recreated).
-import type { V1ConfigMap, V1Secret } from "@kubernetes/client-node";
+import type { V1ConfigMap, V1Secret, V1Service } from "@kubernetes/client-node";
 import { apiError, isNotFound, statusCode } from "../kube/api-error.ts";
 import type { KubeClient } from "../kube/client.ts";
 import type { EventRecorder } from "../kube/events.ts";
@@ -34,24 +34,39 @@ export interface RuntimeClassLookup {
   handler(name: string): Promise<string | undefined>;
 }
 
+export interface KubeApiPortOptions {
+  kube: KubeClient;
+  events: EventRecorder;
+  runtimeClasses: RuntimeClassLookup;
+  /** The cluster's services from a watch; undefined until it has listed them once. */
+  services: () => readonly V1Service[] | undefined;
+  /** A failed API call (for wasmlet_kube_api_errors_total). */
+  onError?: (operation: string) => void;
+}
+
 export class KubeApiPort implements KubePort {
   readonly #kube: KubeClient;
   readonly #events: EventRecorder;
   readonly #runtimeClasses: RuntimeClassLookup;
+  readonly #services: KubeApiPortOptions["services"];
   readonly #reads = new Coalescer();
-
   readonly #onError: (operation: string) => void;
 
-  constructor(
-    kube: KubeClient,
-    events: EventRecorder,
-    runtimeClasses: RuntimeClassLookup,
-    onError: (operation: string) => void = () => {},
-  ) {
-    this.#kube = kube;
-    this.#events = events;
-    this.#runtimeClasses = runtimeClasses;
-    this.#onError = onError;
+  constructor(options: KubeApiPortOptions) {
+    this.#kube = options.kube;
+    this.#events = options.events;
+    this.#runtimeClasses = options.runtimeClasses;
+    this.#services = options.services;
+    this.#onError = options.onError ?? (() => {});
+  }
+
+  listServices(): readonly V1Service[] {
+    const services = this.#services();
+    if (!services) {
+      // The kubelet's words, so the CreateContainerConfigError reads the same.
+      throw new Error("services have not yet been read at least once, cannot construct envvars");
+    }
+    return services;
   }
 
   /** Counts the failure (for wasmlet_kube_api_errors_total) and wraps it with its HTTP status. */

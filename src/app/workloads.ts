@@ -3,7 +3,7 @@
 // of the pods bound to this node, and registers the kubelet API endpoints that read what runs
 // (logs, exec, attach, metrics, stats, pods).
 import { join } from "node:path";
-import type { V1Pod } from "@kubernetes/client-node";
+import type { V1Pod, V1Service } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { describeError } from "../errors.ts";
 import { ImageService } from "../images/image-service.ts";
@@ -76,6 +76,9 @@ export class Workloads implements Component {
   readonly #cpuRates = new CpuRates();
   readonly #runtimePort: WasiRuntimePort;
   readonly #watch: ResilientWatch<V1Pod>;
+  /** Services, for the pods' service variables (the kubelet's service informer). */
+  readonly #services: ResilientWatch<V1Service>;
+  #servicesSynced = false;
   readonly #log: Logger;
   readonly #shutdownGraceMs: number;
   #closing: Promise<void> | undefined;
@@ -135,9 +138,13 @@ export class Workloads implements Component {
         onFailed: () => this.metrics.imagePulls.inc({ result: "failed" }),
       }),
       runtime: this.#runtimePort,
-      kube: new KubeApiPort(kube, events, new RuntimeClassCache(kube), (operation) =>
-        this.metrics.apiErrors.inc({ operation }),
-      ),
+      kube: new KubeApiPort({
+        kube,
+        events,
+        runtimeClasses: new RuntimeClassCache(kube),
+        services: () => (this.#servicesSynced ? this.#services.list() : undefined),
+        onError: (operation) => this.metrics.apiErrors.inc({ operation }),
+      }),
       logger: logger.child({ component: "pods" }),
       onState: (pod, state) => {
         if (!seenAt.has(pod.uid)) seenAt.set(pod.uid, performance.now());
@@ -171,6 +178,14 @@ export class Workloads implements Component {
             .catch((error: unknown) => this.#log.error({ err: error }, "resync failed"));
         },
       },
+      logger: this.#log,
+    });
+    this.#services = new ResilientWatch<V1Service>({
+      kubeConfig: kube.kubeConfig,
+      path: "/api/v1/services",
+      typeName: "V1Service",
+      list: () => kube.core.listServiceForAllNamespaces(),
+      handler: { synced: () => (this.#servicesSynced = true) },
       logger: this.#log,
     });
     this.#routes(context, podLogsDir);
@@ -318,6 +333,7 @@ export class Workloads implements Component {
   async start(): Promise<void> {
     await this.images.start();
     await this.runtime.start();
+    this.#services.start();
     this.#watch.start();
     await this.#watch.synced;
     // Besides after every pull, images are collected on the kubelet's period.
@@ -342,6 +358,7 @@ export class Workloads implements Component {
     clearInterval(this.#imageGc);
     this.#closing ??= (async () => {
       await this.#watch.close();
+      await this.#services.close();
       await this.controller.close(this.#shutdownGraceMs);
       await this.runtime.close();
       await this.images.close();
@@ -352,6 +369,7 @@ export class Workloads implements Component {
   async destroy(): Promise<void> {
     clearInterval(this.#imageGc);
     await this.#watch.close();
+    await this.#services.close();
     await this.controller.destroy();
     await this.runtime.destroy();
     await this.images.close();

@@ -1,6 +1,7 @@
 // A container's environment, command line and working directory, with the kubelet's rules:
 // envFrom first (prefix, invalid keys skipped with an event), then env in order (value with $(VAR)
-// expansion against what came before, or valueFrom), optional vs required references, and
+// expansion against what came before and the service variables, or valueFrom), optional vs
+// required references, then the service variables the container does not set itself; and
 // command/args over the image's entrypoint/cmd.
 import type { V1ConfigMap, V1Container, V1Pod, V1Secret } from "@kubernetes/client-node";
 import { type DownwardContext, podFieldValue, resourceFieldValue } from "../volumes/field-ref.ts";
@@ -76,6 +77,8 @@ export interface EnvResolution {
 export interface EnvDependencies {
   source: Pick<VolumeSourcePort, "getConfigMap" | "getSecret">;
   downward: DownwardContext;
+  /** The pod's service variables (see service-env.ts): `$(VAR)` sees them, the container's own win. */
+  services?: ReadonlyMap<string, string>;
 }
 
 /** The message of the kubelet's InvalidEnvironmentVariableNames event. */
@@ -113,6 +116,7 @@ export async function resolveEnv(
   };
   const env = new Map<string, string>();
   const skipped: EnvResolution["skipped"] = [];
+  const services = deps.services ?? new Map<string, string>();
 
   for (const from of container.envFrom ?? []) {
     const prefix = from.prefix ?? "";
@@ -158,7 +162,7 @@ export async function resolveEnv(
   for (const variable of container.env ?? []) {
     let value = variable.value ?? "";
     if (value !== "") {
-      value = expand(value, mappingFor(env));
+      value = expand(value, mappingFor(env, services));
     } else if (variable.valueFrom) {
       const from = variable.valueFrom;
       if (from.fieldRef) {
@@ -211,6 +215,7 @@ export async function resolveEnv(
     }
     env.set(variable.name, value);
   }
+  for (const [name, value] of services) if (!env.has(name)) env.set(name, value);
   return { env, skipped };
 }
 

@@ -32,6 +32,7 @@ import {
 import type { EnsuredImage, PodRef, RunHandle, RunSpec } from "./ports.ts";
 import { ContainerProber, execProbes } from "./prober.ts";
 import { ConditionReason, ContainerReason, EventReason, EventType, PodReason } from "./reasons.ts";
+import { serviceEnv } from "./service-env.ts";
 import { STATES, TRANSITIONS } from "./states/index.ts";
 import type { StateContext, StateName, SuperviseOutcome } from "./states/state.ts";
 import { buildStatus } from "./status.ts";
@@ -531,6 +532,11 @@ export class PodLifecycle implements StateContext {
       const resolution = await resolveEnv(this.#pod, spec, {
         source: this.deps.kube,
         downward: this.downward(),
+        services: serviceEnv(
+          this.deps.kube.listServices(),
+          this.ref.namespace,
+          this.#pod.spec?.enableServiceLinks ?? true,
+        ),
       });
       env = resolution.env;
       for (const skipped of resolution.skipped) {

@@ -2,6 +2,7 @@
 // and return plain values. The integrator adapts images/, runtime/, logs/ and kube/ to them; unit
 // tests use in-memory fakes.
 
+import type { V1Service } from "@kubernetes/client-node";
 import type { VolumeSourcePort } from "../volumes/ports.ts";
 import type { RunMount } from "../volumes/volume-manager.ts";
 import type { ProbeExecResult } from "./prober.ts";
@@ -152,6 +153,8 @@ export interface KubePort extends VolumeSourcePort {
   recordEvent(event: PodEvent): void;
   /** The RuntimeClass's handler, `undefined` when the RuntimeClass does not exist; throws on other failures. */
   getRuntimeClassHandler(name: string): Promise<string | undefined>;
+  /** Every service of the cluster (from a watch), for the pods' service variables; throws until it has been read once. */
+  listServices(): readonly V1Service[];
 }
 
 export function httpStatusOf(error: unknown): number | undefined {

@@ -16,6 +16,13 @@ import {
 let bed: PodTestBed;
 before(async () => {
   bed = await startPodTestBed("exec");
+  // Before the pod: a container's environment is fixed when it starts.
+  await applyJson(bed.namespace, {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: { name: "cart-db" },
+    spec: { ports: [{ name: "sql", port: 5432 }] },
+  });
   await applyJson(bed.namespace, {
     apiVersion: "v1",
     kind: "Pod",
@@ -72,6 +79,18 @@ test("kubectl exec returns the command's output and the container's environment"
     ]),
     "swordfish\n",
   );
+});
+
+test("the container's environment holds the service variables a kubelet gives it", async () => {
+  const env = (name: string) =>
+    kubectlOk(["-n", bed.namespace, "exec", "toolbox", "--", "toolbox", "env", name]);
+  const ipOf = (namespace: string, name: string) =>
+    kubectlOk(["-n", namespace, "get", "service", name, "-o", "jsonpath={.spec.clusterIP}"]);
+  assert.equal(await env("KUBERNETES_SERVICE_HOST"), `${await ipOf("default", "kubernetes")}\n`);
+  assert.equal(await env("KUBERNETES_SERVICE_PORT"), "443\n");
+  const cart = await ipOf(bed.namespace, "cart-db");
+  assert.equal(await env("CART_DB_SERVICE_HOST"), `${cart}\n`);
+  assert.equal(await env("CART_DB_PORT_5432_TCP"), `tcp://${cart}:5432\n`);
 });
 
 test("kubectl exec reports a non-zero exit code and stderr", async () => {

@@ -1,7 +1,7 @@
 // In-memory fakes of the pods/ ports, for unit tests. They behave like the real parts where the pod
 // logic depends on it (404 on a missing object, strategic merge of status conditions by type,
 // instances that exit, stop within grace) and record every call for assertions.
-import type { V1ConfigMap, V1Pod, V1Secret } from "@kubernetes/client-node";
+import type { V1ConfigMap, V1Pod, V1Secret, V1Service } from "@kubernetes/client-node";
 import pino from "pino";
 import type {
   EnsuredImage,
@@ -36,6 +36,7 @@ export class FakeKube implements KubePort {
   readonly configMaps = new Map<string, V1ConfigMap>();
   readonly secrets = new Map<string, V1Secret>();
   readonly runtimeClasses = new Map<string, string>();
+  services: V1Service[] = [];
   readonly events: PodEvent[] = [];
   readonly patches: { namespace: string; name: string; patch: Record<string, unknown> }[] = [];
   readonly deletes: { namespace: string; name: string; uid: string }[] = [];
@@ -120,6 +121,10 @@ export class FakeKube implements KubePort {
 
   async getRuntimeClassHandler(name: string): Promise<string | undefined> {
     return this.runtimeClasses.get(name);
+  }
+
+  listServices(): readonly V1Service[] {
+    return this.services;
   }
 
   /** The status as the API holds it; tests read arbitrary JSON paths from it. */
