@@ -7,9 +7,9 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { stripTypeScriptTypes } from "node:module";
-import { tmpdir } from "node:os";
 import { dirname, extname, join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { privateTempDir } from "./private-dir.ts";
 
 const here = fileURLToPath(import.meta.url);
 /** Relative specifiers in static imports/exports and dynamic imports. */
@@ -62,7 +62,7 @@ function strippedWorker(entry: string): URL {
   for (const [file, code] of [...files].sort(([a], [b]) => a.localeCompare(b))) {
     hash.update(relative(root, file)).update("\0").update(code).update("\0");
   }
-  const base = join(tmpdir(), "wasmlet-worker-js");
+  const base = privateTempDir("wasmlet-worker-js");
   const target = join(base, hash.digest("hex").slice(0, 20));
   const out = join(target, `${relative(root, entry).slice(0, -3)}.js`);
   if (!existsSync(out)) {

@@ -6,6 +6,7 @@ import { enableCompileCache } from "node:module";
 import { setPriority } from "node:os";
 import { parentPort } from "node:worker_threads";
 import { isWasmletError } from "../errors.ts";
+import { privateTempDir } from "./private-dir.ts";
 import type { HostToWorker, Outcome, RunMessage, WorkerToHost } from "./protocol.ts";
 import { toWireError } from "./protocol.ts";
 
@@ -13,7 +14,7 @@ import { toWireError } from "./protocol.ts";
 process.removeAllListeners("warning");
 // Every worker loads the same modules: V8's code cache on disk saves compiling them each time
 // (about a tenth of a worker's boot here). Modules imported below this line use it.
-enableCompileCache();
+enableCompileCache(privateTempDir("wasmlet-compile-cache"));
 const { GuestControl, StopRequested } = await import("./control.ts");
 const { createGuestOutput } = await import("./guest-output.ts");
 const { GuestExit, WasiHost } = await import("./wasi-host.ts");
