@@ -124,14 +124,6 @@ export async function admit(pod: V1Pod, options: AdmissionOptions): Promise<Admi
       );
     }
   }
-  for (const container of spec.initContainers ?? []) {
-    if (container.restartPolicy === "Always") {
-      return reject(
-        PodReason.SidecarContainersNotSupported,
-        `init container "${container.name}" has restartPolicy Always (a sidecar container), which wasmlet does not support yet`,
-      );
-    }
-  }
   for (const volume of spec.volumes ?? []) {
     const result = checkVolume(volume, options.hostPath);
     if (result) return result;

@@ -85,6 +85,11 @@ export class PodLifecycle implements StateContext {
   readonly #exits = new Map<string, Promise<TerminatedState>>();
   /** Probers by instance id; each stops when its instance exits. */
   readonly #probers = new Map<string, ContainerProber>();
+  /** Supervision of the sidecars (init containers with restartPolicy Always), by name. */
+  readonly #sidecars = new Map<string, Promise<SuperviseOutcome>>();
+  readonly #startedWaiters = new Map<string, () => void>();
+  /** Aborted when the app containers are done for good: the sidecars end too. */
+  readonly #sidecarsEnd = new AbortController();
   readonly #abort = new AbortController();
   readonly #deletion = new AbortController();
   readonly #patcher: StatusPatcher;
@@ -306,8 +311,7 @@ export class PodLifecycle implements StateContext {
     }
   }
 
-  sleep(ms: number): Promise<boolean> {
-    const signal = this.signal;
+  sleep(ms: number, signal: AbortSignal = this.signal): Promise<boolean> {
     if (signal.aborted) return Promise.resolve(false);
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
@@ -470,9 +474,14 @@ export class PodLifecycle implements StateContext {
   async supervise(container: ContainerRecord): Promise<SuperviseOutcome> {
     const key = InstanceRegistry.key(this.ref.uid, container.name);
     const policy = this.#pod.spec?.restartPolicy;
-    while (!this.signal.aborted) {
+    // A sidecar also ends, as "done", when the pod's app containers are done for good.
+    const signal = container.sidecar
+      ? AbortSignal.any([this.signal, this.#sidecarsEnd.signal])
+      : this.signal;
+    while (!signal.aborted) {
       if (container.state.kind === "terminated") {
-        if (!shouldRestart(policy, container.init, container.state.exitCode)) return "done";
+        if (!container.sidecar && !shouldRestart(policy, container.init, container.state.exitCode))
+          return "done";
         const finishedAt = container.state.finishedAt.getTime();
         const wait = this.deps.crashBackoff.remaining(key, finishedAt);
         if (wait > 0) {
@@ -489,20 +498,51 @@ export class PodLifecycle implements StateContext {
             container,
           );
           this.publish();
-          if (!(await this.sleep(wait))) return "aborted";
+          if (!(await this.sleep(wait, signal))) return this.#endOf(container);
         }
         this.deps.crashBackoff.next(key, finishedAt);
       }
       const started = await this.#startContainer(container);
       if (started.kind === "aborted") return "aborted";
       if (started.kind === "not-started") {
-        if (!(await this.sleep(this.deps.timing.retryMs))) return "aborted";
+        if (!(await this.sleep(this.deps.timing.retryMs, signal))) return this.#endOf(container);
         continue;
       }
       const ended = await Promise.race([started.exit, this.#aborted()]);
       if (ended === "aborted") return "aborted";
     }
-    return "aborted";
+    return this.#endOf(container);
+  }
+
+  #endOf(container: ContainerRecord): SuperviseOutcome {
+    return container.sidecar && !this.signal.aborted ? "done" : "aborted";
+  }
+
+  startSidecar(container: ContainerRecord): Promise<"started" | "aborted"> {
+    if (!this.#sidecars.has(container.name))
+      this.#sidecars.set(container.name, this.supervise(container));
+    if (container.started) return Promise.resolve("started");
+    return new Promise((resolve) => {
+      const onAbort = () => resolve("aborted");
+      this.signal.addEventListener("abort", onAbort, { once: true });
+      this.#startedWaiters.set(container.name, () => {
+        this.signal.removeEventListener("abort", onAbort);
+        resolve("started");
+      });
+    });
+  }
+
+  async stopSidecars(graceMs: number): Promise<void> {
+    this.#sidecarsEnd.abort();
+    await this.#stopSidecarsInOrder(Date.now() + graceMs);
+    await Promise.all(this.#sidecars.values());
+  }
+
+  /** Marks a container started (its startup probe passed, or it has none) and wakes who waits for it. */
+  #markStarted(container: ContainerRecord): void {
+    container.started = true;
+    this.#startedWaiters.get(container.name)?.();
+    this.#startedWaiters.delete(container.name);
   }
 
   #aborted(): Promise<"aborted"> {
@@ -608,6 +648,8 @@ export class PodLifecycle implements StateContext {
     const cpuLimit = millisOf(limits.cpu);
     if (cpuLimit !== undefined) runSpec.cpuLimitMillis = cpuLimit;
 
+    // No new sidecar instance once the sidecars are being stopped (nothing awaits from here on).
+    if (container.sidecar && this.#sidecarsEnd.signal.aborted) return { kind: "not-started" };
     this.deps.instances.claim(this.ref.uid, container.name, id);
     let handle: RunHandle;
     try {
@@ -638,9 +680,10 @@ export class PodLifecycle implements StateContext {
     }
     if (container.instanceId === id && (container.state as ContainerState).kind !== "terminated") {
       container.state = { kind: "running", startedAt };
-      const probes = container.init ? {} : execProbes(spec);
-      container.started = probes.startup === undefined;
-      container.ready = !container.init && container.started && probes.readiness === undefined;
+      const runs = !container.init || container.sidecar;
+      const probes = runs ? execProbes(spec) : {};
+      container.ready = runs && probes.startup === undefined && probes.readiness === undefined;
+      if (probes.startup === undefined) this.#markStarted(container);
       if (probes.startup || probes.liveness || probes.readiness)
         this.#startProber(container, handle, probes);
     }
@@ -666,7 +709,7 @@ export class PodLifecycle implements StateContext {
         exec: (args, timeoutMs) => handle.exec(args, timeoutMs),
         started: () => {
           if (!current() || container.started) return;
-          container.started = true;
+          this.#markStarted(container);
           this.publish();
         },
         readiness: (ready) => {
@@ -766,7 +809,7 @@ export class PodLifecycle implements StateContext {
       }
       if (container.instanceId === handle.id) {
         container.state = terminated;
-        container.ready = container.init && terminated.exitCode === 0;
+        container.ready = container.init && !container.sidecar && terminated.exitCode === 0;
         container.started = false;
         this.publish();
       }
@@ -776,23 +819,41 @@ export class PodLifecycle implements StateContext {
 
   async stopAll(graceMs: number): Promise<void> {
     for (const prober of this.#probers.values()) prober.stop();
-    const stops = [...this.#handles.entries()].map(async ([name, handle]) => {
-      const container = this.record.containers.get(name);
-      if (container)
-        this.event(EventType.Normal, EventReason.Killing, `Stopping container ${name}`, container);
-      let remaining = graceMs;
-      const preStopSleep = this.containerSpec(name)?.lifecycle?.preStop?.sleep?.seconds;
-      if (preStopSleep && remaining > 0 && !this.#forced) {
-        const ms = Math.min(preStopSleep * 1000, remaining);
-        const started = Date.now();
-        await new Promise((resolve) => setTimeout(resolve, ms));
-        remaining = Math.max(0, remaining - (Date.now() - started));
-      }
-      await handle.stop(this.#forced ? 0 : remaining).catch((error) => {
-        this.logger.warn({ err: describeError(error), container: name }, "stop failed");
-      });
-      await this.#exits.get(name);
+    const deadline = Date.now() + graceMs;
+    const others = [...this.#handles.keys()].filter(
+      (name) => !this.record.containers.get(name)?.sidecar,
+    );
+    await Promise.all(others.map((name) => this.#stopOne(name, graceMs)));
+    await this.#stopSidecarsInOrder(deadline);
+  }
+
+  /** Sidecars stop after the other containers, last first, within what is left of the grace period. */
+  async #stopSidecarsInOrder(deadline: number): Promise<void> {
+    const sidecars = [...this.record.containers.values()].filter((c) => c.sidecar).reverse();
+    for (const sidecar of sidecars) {
+      if (this.#handles.has(sidecar.name))
+        await this.#stopOne(sidecar.name, Math.max(0, deadline - Date.now()));
+    }
+  }
+
+  /** Killing event, preStop sleep, then stop within what is left of `graceMs`; resolves once it exited. */
+  async #stopOne(name: string, graceMs: number): Promise<void> {
+    const handle = this.#handles.get(name);
+    if (!handle) return;
+    const container = this.record.containers.get(name);
+    if (container)
+      this.event(EventType.Normal, EventReason.Killing, `Stopping container ${name}`, container);
+    let remaining = graceMs;
+    const preStopSleep = this.containerSpec(name)?.lifecycle?.preStop?.sleep?.seconds;
+    if (preStopSleep && remaining > 0 && !this.#forced) {
+      const ms = Math.min(preStopSleep * 1000, remaining);
+      const started = Date.now();
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      remaining = Math.max(0, remaining - (Date.now() - started));
+    }
+    await handle.stop(this.#forced ? 0 : remaining).catch((error) => {
+      this.logger.warn({ err: describeError(error), container: name }, "stop failed");
     });
-    await Promise.all(stops);
+    await this.#exits.get(name);
   }
 }

@@ -30,6 +30,8 @@ export type ContainerState = WaitingState | RunningState | TerminatedState;
 export interface ContainerRecord {
   name: string;
   init: boolean;
+  /** An init container with restartPolicy Always: it keeps running beside the app containers. */
+  sidecar: boolean;
   /** Image as written in the spec, until the images module normalises it. */
   image: string;
   imageID: string;
@@ -105,6 +107,7 @@ export function recordFromPod(pod: V1Pod, now: Date): PodRecord {
     const record: ContainerRecord = {
       name: c.name,
       init,
+      sidecar: init && c.restartPolicy === "Always",
       image: c.image ?? "",
       imageID: "",
       restartCount: 0,

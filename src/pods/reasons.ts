@@ -64,7 +64,6 @@ export const PodReason = {
   RuntimeClassNotSupported: "RuntimeClassNotSupported",
   OSNotSupported: "OSNotSupported",
   VolumeDevicesNotSupported: "VolumeDevicesNotSupported",
-  SidecarContainersNotSupported: "SidecarContainersNotSupported",
 } as const;
 
 /** Pod condition types the node owns. */

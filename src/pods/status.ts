@@ -180,13 +180,15 @@ export function qosClass(pod: V1Pod): "Guaranteed" | "Burstable" | "BestEffort" 
   return guaranteed && requests.size === limits.size ? "Guaranteed" : "Burstable";
 }
 
-type StatusView = Pick<ContainerStatusDoc, "name" | "state" | "lastState" | "ready">;
+type StatusView = Pick<ContainerStatusDoc, "name" | "state" | "lastState" | "ready" | "started">;
 
 function find(statuses: readonly StatusView[], name: string): StatusView | undefined {
   return statuses.find((s) => s.name === name);
 }
 
-/** The kubelet's getPhase (without sidecar containers, which admission rejects). */
+const isSidecar = (container: V1Container) => container.restartPolicy === "Always";
+
+/** The kubelet's getPhase. */
 export function podPhase(
   pod: V1Pod,
   initStatuses: readonly StatusView[],
@@ -197,6 +199,7 @@ export function podPhase(
   let pendingInitialization = 0;
   let failedInitialization = 0;
   for (const container of spec?.initContainers ?? []) {
+    if (isSidecar(container)) continue;
     const s = find(initStatuses, container.name);
     if (!s) {
       pendingInitialization++;
@@ -216,6 +219,26 @@ export function podPhase(
   let waiting = 0;
   let stopped = 0;
   let succeeded = 0;
+  // Sidecars: a terminated one does not count towards the phase (it is restarted, or stopped
+  // because the apps are done).
+  for (const container of (spec?.initContainers ?? []).filter(isSidecar)) {
+    const s = find(initStatuses, container.name);
+    if (!s) unknown++;
+    else if (s.state.running) {
+      if (!s.started) pendingInitialization++;
+      running++;
+    } else if (s.state.terminated) {
+      // not counted
+    } else if (s.state.waiting) {
+      if (!s.lastState.terminated) {
+        pendingInitialization++;
+        waiting++;
+      }
+    } else {
+      pendingInitialization++;
+      unknown++;
+    }
+  }
   for (const container of spec?.containers ?? []) {
     const s = find(statuses, container.name);
     if (!s) {
@@ -276,7 +299,8 @@ function initializedCondition(
   for (const container of pod.spec?.initContainers ?? []) {
     const s = find(initStatuses, container.name);
     if (!s) unknown.push(container.name);
-    else if (s.state.terminated?.exitCode !== 0) incomplete.push(container.name);
+    else if (isSidecar(container) ? !s.started : s.state.terminated?.exitCode !== 0)
+      incomplete.push(container.name);
   }
   if (phase === PodPhase.Succeeded && unknown.length === 0)
     return { type, status: "True", reason: ConditionReason.PodCompleted };
@@ -296,17 +320,22 @@ function initializedCondition(
 
 function containersReadyCondition(
   pod: V1Pod,
+  initStatuses: StatusView[],
   statuses: StatusView[],
   phase: string,
 ): ConditionValue {
   const type = ConditionType.ContainersReady;
   const unknown: string[] = [];
   const unready: string[] = [];
-  for (const container of pod.spec?.containers ?? []) {
-    const s = find(statuses, container.name);
-    if (!s) unknown.push(container.name);
-    else if (!s.ready) unready.push(container.name);
-  }
+  const check = (containers: V1Container[], views: StatusView[]) => {
+    for (const container of containers) {
+      const s = find(views, container.name);
+      if (!s) unknown.push(container.name);
+      else if (!s.ready) unready.push(container.name);
+    }
+  };
+  check((pod.spec?.initContainers ?? []).filter(isSidecar), initStatuses);
+  check(pod.spec?.containers ?? [], statuses);
   if (phase === PodPhase.Succeeded && unknown.length === 0)
     return { type, status: "False", reason: ConditionReason.PodCompleted };
   if (phase === PodPhase.Failed)
@@ -389,7 +418,7 @@ export function buildStatus(pod: V1Pod, record: PodRecord, context: BuildContext
   if (record.terminal && phase !== PodPhase.Succeeded && phase !== PodPhase.Failed)
     phase = PodPhase.Failed;
 
-  const containersReady = containersReadyCondition(pod, statuses, phase);
+  const containersReady = containersReadyCondition(pod, initStatuses, statuses, phase);
   const values: ConditionValue[] = [
     {
       type: ConditionType.PodReadyToStartContainers,

@@ -1,6 +1,7 @@
 // Running: the app containers run concurrently, each restarted under the pod's restartPolicy
-// (Always, OnFailure, Never) with CrashLoopBackOff. When none will run again the pod ends Succeeded
-// (all exited 0) or Failed — a Job's pods end here.
+// (Always, OnFailure, Never) with CrashLoopBackOff; sidecars run beside them, always restarted.
+// When no app will run again the sidecars are stopped and the pod ends Succeeded (all apps exited
+// 0) or Failed — a Job's pods end here.
 import { buildStatus, podPhase } from "../status.ts";
 import type { PodState, StateContext } from "./state.ts";
 
@@ -13,6 +14,9 @@ export const running: PodState<"Running", (typeof NEXT)[number]> = {
     const apps = [...ctx.record.containers.values()].filter((c) => !c.init);
     const outcomes = await Promise.all(apps.map((container) => ctx.supervise(container)));
     if (outcomes.includes("aborted")) return "Terminating";
+    // The apps will not run again: the sidecars have nothing left to serve.
+    await ctx.stopSidecars(ctx.graceMs());
+    if (ctx.signal.aborted) return "Terminating";
     ctx.record.terminal = true;
     const status = buildStatus(ctx.pod, ctx.record, { nodeIPs: [], now: new Date() });
     const phase = podPhase(

@@ -60,7 +60,11 @@ export interface StateContext {
   startVolumeChecks(): void;
   /** Runs a container until it is done for good under the restart policy, or `signal` aborts. */
   supervise(container: ContainerRecord): Promise<SuperviseOutcome>;
-  /** Stops every live instance (Killing events, preStop sleep, then stop within grace) and waits for their exits. */
+  /** Starts a sidecar's supervision (once) and resolves when it has started (its startup probe passed). */
+  startSidecar(container: ContainerRecord): Promise<"started" | "aborted">;
+  /** The app containers are done for good: stops the sidecars, last first, and waits for them. */
+  stopSidecars(graceMs: number): Promise<void>;
+  /** Stops every live instance (Killing events, preStop sleep, then stop within grace; sidecars last) and waits for their exits. */
   stopAll(graceMs: number): Promise<void>;
   /** Resolves once the pod is being deleted (not on verdicts). */
   waitForDeletion(): Promise<void>;

@@ -171,6 +171,46 @@ test("a Job whose pod fails with backoffLimit 0 ends Failed", async () => {
   assert.equal(terminated?.reason, "Error");
 });
 
+test("a Job whose pod has a sidecar completes: the sidecar runs beside the app, then is stopped", async () => {
+  await applyJson(bed.namespace, {
+    apiVersion: "batch/v1",
+    kind: "Job",
+    metadata: { name: "with-sidecar" },
+    spec: {
+      backoffLimit: 0,
+      template: {
+        spec: {
+          runtimeClassName: bed.runtimeClass,
+          restartPolicy: "Never",
+          terminationGracePeriodSeconds: 2,
+          initContainers: [
+            {
+              name: "logger",
+              image: await bed.image("ticker"),
+              restartPolicy: "Always",
+              env: [{ name: "TICK_MS", value: "50" }],
+            },
+          ],
+          containers: [{ name: "hello", image: await bed.image("hello"), args: ["job"] }],
+        },
+      },
+    },
+  });
+  const wait = await kubectl(
+    ["-n", bed.namespace, "wait", "--for=condition=Complete", "job/with-sidecar", "--timeout=60s"],
+    { timeoutMs: 70_000 },
+  );
+  assert.equal(wait.code, 0, wait.stderr);
+  const [pod] = await listPods(bed.namespace, "job-name=with-sidecar");
+  assert.equal(pod?.status?.phase, "Succeeded");
+  const logger = pod?.status?.initContainerStatuses?.find((c) => c.name === "logger");
+  assert.ok(logger?.state?.terminated, "the sidecar was stopped");
+  const hello = pod?.status?.containerStatuses?.find((c) => c.name === "hello");
+  assert.equal(hello?.state?.terminated?.exitCode, 0);
+  const logs = await kubectlOk(["-n", bed.namespace, "logs", pod!.metadata!.name!, "-c", "logger"]);
+  assert.match(logs, /tick/);
+});
+
 test("init containers run one after the other, before the app container", async () => {
   const reader = await bed.image("reader");
   await applyJson(

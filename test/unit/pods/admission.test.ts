@@ -36,11 +36,6 @@ test("pods the node cannot run are rejected with a precise reason and message", 
       /container "init"/,
     ],
     [
-      { initContainers: [{ name: "proxy", restartPolicy: "Always" }] },
-      "SidecarContainersNotSupported",
-      /init container "proxy" has restartPolicy Always/,
-    ],
-    [
       { containers: [{ name: "app", volumeDevices: [{ name: "d", devicePath: "/dev/x" }] }] },
       "VolumeDevicesNotSupported",
       /volumeDevices/,

@@ -717,3 +717,70 @@ test("exec probes: not Ready until the readiness probe passes; a failing livenes
   assert.equal(runtime.of("web").length, 1, "a readiness failure never restarts");
   await controller.destroy();
 });
+
+test("sidecars: started before the next init container, restarted whatever the policy, stopped after the apps", async () => {
+  const { kube, runtime, controller } = harness();
+  runtime.behaviours.set("setup", { exitAfterMs: 5 });
+  runtime.behaviours.set("flaky", { exitAfterMs: 30, exitCode: 1 });
+  runtime.behaviours.set("main", { exitAfterMs: 150 });
+  const job = makePod({
+    spec: {
+      restartPolicy: "Never",
+      initContainers: [
+        { name: "proxy", image: "a:1", restartPolicy: "Always" },
+        { name: "setup", image: "a:1" },
+        { name: "flaky", image: "a:1", restartPolicy: "Always" },
+      ],
+      containers: [{ name: "main", image: "a:1" }],
+    },
+  });
+  controller.onPodUpsert(job);
+  await until(() => statusOf(kube, job)?.phase === "Succeeded", "Succeeded", 5000);
+  const [proxy] = runtime.of("proxy");
+  const [setup] = runtime.of("setup");
+  const [main] = runtime.of("main");
+  assert.ok(
+    proxy!.createdAt < setup!.createdAt,
+    "the sidecar starts before the next init container",
+  );
+  assert.ok(runtime.of("flaky").length >= 2, "a sidecar is restarted under restartPolicy Never");
+  assert.equal(runtime.of("proxy").length, 1);
+  assert.ok(
+    proxy!.stoppedAt! >= main!.createdAt + 100,
+    "sidecars are stopped once the app is done",
+  );
+  const init = (name: string) =>
+    statusOf(kube, job).initContainerStatuses.find((c: { name: string }) => c.name === name);
+  assert.equal(init("proxy").state.terminated.exitCode, 143);
+  assert.equal(init("setup").state.terminated.exitCode, 0);
+  assert.equal(containerStatus(kube, job, "main").state.terminated.exitCode, 0);
+
+  const service = makePod({
+    spec: {
+      terminationGracePeriodSeconds: 5,
+      initContainers: [
+        { name: "first", image: "a:1", restartPolicy: "Always" },
+        { name: "second", image: "a:1", restartPolicy: "Always" },
+      ],
+      containers: [{ name: "app", image: "a:1" }],
+    },
+  });
+  controller.onPodUpsert(service);
+  await until(() => statusOf(kube, service)?.phase === "Running", "Running");
+  await until(
+    () =>
+      statusOf(kube, service).conditions.find((c: { type: string }) => c.type === "Ready")
+        ?.status === "True",
+    "Ready",
+  );
+  const sidecar = statusOf(kube, service).initContainerStatuses.find(
+    (c: { name: string }) => c.name === "first",
+  );
+  assert.deepEqual([sidecar.ready, sidecar.started, !!sidecar.state.running], [true, true, true]);
+  controller.onPodUpsert(deleting(service, 5));
+  await until(() => kube.deletes.some((d) => d.uid === uidOf(service)), "DELETE");
+  const stopped = (name: string) => runtime.of(name).at(-1)!.stoppedAt!;
+  assert.ok(stopped("app") <= stopped("second"), "apps stop first");
+  assert.ok(stopped("second") <= stopped("first"), "sidecars stop last first");
+  await controller.destroy();
+});

@@ -199,6 +199,9 @@ export class FakeInstance implements RunHandle {
   readonly exited: Promise<ExitStatus>;
   readonly stops: number[] = [];
   readonly execs: { args: string[]; timeoutMs: number }[] = [];
+  /** When stop() was first called (performance.now()), to check the order of stops. */
+  stoppedAt: number | undefined;
+  readonly createdAt = performance.now();
   readonly #behaviour: Behaviour;
   #resolveExit!: (status: ExitStatus) => void;
   #startedAt = new Date();
@@ -246,6 +249,7 @@ export class FakeInstance implements RunHandle {
 
   async stop(graceMs: number): Promise<void> {
     this.stops.push(graceMs);
+    this.stoppedAt ??= performance.now();
     this.exit(143);
     await this.exited;
   }

@@ -68,7 +68,6 @@ test("pod reasons, conditions and constants", () => {
     RuntimeClassNotSupported: "RuntimeClassNotSupported",
     OSNotSupported: "OSNotSupported",
     VolumeDevicesNotSupported: "VolumeDevicesNotSupported",
-    SidecarContainersNotSupported: "SidecarContainersNotSupported",
   });
   assert.deepEqual(Object.values(ConditionType), [
     "PodReadyToStartContainers",

@@ -14,31 +14,37 @@ import {
   type StateDoc,
 } from "../../../src/pods/status.ts";
 
-type S = { name: string; state: StateDoc; lastState: StateDoc; ready: boolean };
-const running = (name: string): S => ({
+type S = { name: string; state: StateDoc; lastState: StateDoc; ready: boolean; started: boolean };
+const running = (name: string, started = true): S => ({
   name,
   state: { running: { startedAt: "t" } },
   lastState: {},
-  ready: true,
+  ready: started,
+  started,
 });
 const waiting = (name: string, last?: number): S => ({
   name,
   state: { waiting: { reason: "x" } },
   lastState: last === undefined ? {} : { terminated: { exitCode: last } },
   ready: false,
+  started: false,
 });
 const exited = (name: string, exitCode: number): S => ({
   name,
   state: { terminated: { exitCode } },
   lastState: {},
   ready: false,
+  started: false,
 });
 
+/** Init containers named `s…` are sidecars (restartPolicy Always). */
 function spec(restartPolicy: string, inits: string[] = []): V1Pod {
   return {
     spec: {
       restartPolicy,
-      initContainers: inits.map((name) => ({ name })),
+      initContainers: inits.map((name) =>
+        name.startsWith("s") ? { name, restartPolicy: "Always" } : { name },
+      ),
       containers: [{ name: "a" }, { name: "b" }],
     },
   };
@@ -124,6 +130,46 @@ test("phase follows the kubelet's getPhase", () => {
       "Running",
     ],
     ["unknown container", spec("Always"), [], [running("a")], false, "Pending"],
+    [
+      "sidecar running, not started yet",
+      spec("Always", ["s"]),
+      [running("s", false)],
+      [waiting("a"), waiting("b")],
+      false,
+      "Pending",
+    ],
+    [
+      "sidecar started, apps running",
+      spec("Always", ["i", "s"]),
+      [exited("i", 0), running("s")],
+      [running("a"), running("b")],
+      false,
+      "Running",
+    ],
+    [
+      "sidecar restarting while apps run",
+      spec("Always", ["s"]),
+      [waiting("s", 1)],
+      [running("a"), running("b")],
+      false,
+      "Running",
+    ],
+    [
+      "never: apps exited 0, sidecar stopped",
+      spec("Never", ["s"]),
+      [exited("s", 143)],
+      [exited("a", 0), exited("b", 0)],
+      true,
+      "Succeeded",
+    ],
+    [
+      "onfailure: apps exited 0, sidecar still running",
+      spec("OnFailure", ["s"]),
+      [running("s")],
+      [exited("a", 0), exited("b", 0)],
+      false,
+      "Running",
+    ],
   ];
   for (const [name, pod, inits, statuses, terminal, phase] of cases) {
     assert.equal(podPhase(pod, inits, statuses, terminal), phase, name);
