@@ -93,7 +93,7 @@ export class WasiRuntimePort implements RuntimePort {
         let kept = 0;
         const instance = container.exec({
           args,
-          deadlineMs: timeoutMs,
+          ...(timeoutMs === undefined ? {} : { deadlineMs: timeoutMs }),
           onOutput: (_stream, chunk) => {
             if (kept >= MAX_PROBE_OUTPUT_BYTES) return;
             chunks.push(Buffer.from(chunk.subarray(0, MAX_PROBE_OUTPUT_BYTES - kept)));

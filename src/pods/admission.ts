@@ -2,11 +2,10 @@
 // cannot run ends `Failed` with a precise reason and "Pod was rejected: …" message (the kubelet's
 // rejectPod), instead of hanging in Pending.
 //
-// Probes and lifecycle hooks: exec probes run (see prober.ts); httpGet/tcpSocket/grpc probes need
-// the guest's sockets (not served yet), and hooks other than `sleep` are not run. Such a pod is
-// admitted with a Warning event per probe/hook (ProbeNotSupported / HookNotSupported) and the
-// probe is treated as absent: readiness = running, startup = started once running, liveness never
-// restarts. preStop `sleep` is carried out.
+// Probes and lifecycle hooks: exec probes and exec/sleep hooks run; httpGet/tcpSocket/grpc ones
+// need the guest's sockets (not served yet). Such a pod is admitted with a Warning event per
+// probe/hook (ProbeNotSupported / HookNotSupported), and the probe or hook is treated as absent:
+// readiness = running, startup = started once running, liveness never restarts.
 import type { V1Container, V1Pod, V1Probe, V1Volume } from "@kubernetes/client-node";
 import { type HostPathPolicy, hostPathAllowed } from "../volumes/host-path.ts";
 import { volumeKind, volumeSourceName } from "../volumes/volume-manager.ts";
@@ -164,7 +163,7 @@ export async function admit(pod: V1Pod, options: AdmissionOptions): Promise<Admi
       ["preStop", container.lifecycle?.preStop],
     ] as const;
     for (const [name, hook] of hooks) {
-      if (!hook || hook.sleep) continue;
+      if (!hook || hook.sleep || hook.exec) continue;
       const kind = hook.exec
         ? "exec"
         : hook.httpGet
@@ -175,7 +174,7 @@ export async function admit(pod: V1Pod, options: AdmissionOptions): Promise<Admi
       warnings.push({
         reason: EventReason.HookNotSupported,
         fieldPath: field,
-        message: `${name} hook (${kind}) of container "${container.name}" cannot be carried out by wasmlet and is skipped (only the sleep action is supported)`,
+        message: `${name} hook (${kind}) of container "${container.name}" cannot be carried out by wasmlet and is skipped (only exec and sleep actions are)`,
       });
     }
   }

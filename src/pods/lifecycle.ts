@@ -678,6 +678,19 @@ export class PodLifecycle implements StateContext {
     } catch {
       return { kind: "started", exit };
     }
+    // The container counts as running only once its postStart hook succeeded; a failed hook
+    // kills it, and the restart policy decides what follows.
+    const postStart = spec.lifecycle?.postStart?.exec?.command;
+    if (postStart?.length) {
+      const failure = await this.#execHook(handle, container, postStart, undefined);
+      if (failure !== undefined) {
+        if (!this.signal.aborted) {
+          this.event(EventType.Warning, EventReason.FailedPostStartHook, failure, container);
+          void handle.stop(this.graceMs()).catch(() => undefined);
+        }
+        return { kind: "started", exit };
+      }
+    }
     if (container.instanceId === id && (container.state as ContainerState).kind !== "terminated") {
       container.state = { kind: "running", startedAt };
       const runs = !container.init || container.sidecar;
@@ -836,7 +849,29 @@ export class PodLifecycle implements StateContext {
     }
   }
 
-  /** Killing event, preStop sleep, then stop within what is left of `graceMs`; resolves once it exited. */
+  /** Undefined when the hook's command succeeded, else the kubelet's message for its event. */
+  async #execHook(
+    handle: RunHandle,
+    container: ContainerRecord,
+    command: string[],
+    timeoutMs: number | undefined,
+  ): Promise<string | undefined> {
+    let error: string;
+    let output = "";
+    try {
+      const result = await handle.exec(command, timeoutMs);
+      if (result.exitCode === 0 && !result.timedOut) return undefined;
+      output = result.output;
+      error = result.timedOut
+        ? `command '${command.join(" ")}' timed out`
+        : `command '${command.join(" ")}' exited with ${result.exitCode}: ${output}`;
+    } catch (cause) {
+      error = messageOf(cause);
+    }
+    return `Exec lifecycle hook ([${command.join(" ")}]) for Container "${container.name}" in Pod "${formatPod(this.ref)}" failed - error: ${error}, message: ${JSON.stringify(output)}`;
+  }
+
+  /** Killing event, preStop hook (exec or sleep), then stop within what is left of `graceMs`; resolves once it exited. */
   async #stopOne(name: string, graceMs: number): Promise<void> {
     const handle = this.#handles.get(name);
     if (!handle) return;
@@ -844,8 +879,15 @@ export class PodLifecycle implements StateContext {
     if (container)
       this.event(EventType.Normal, EventReason.Killing, `Stopping container ${name}`, container);
     let remaining = graceMs;
-    const preStopSleep = this.containerSpec(name)?.lifecycle?.preStop?.sleep?.seconds;
-    if (preStopSleep && remaining > 0 && !this.#forced) {
+    const preStop = this.containerSpec(name)?.lifecycle?.preStop;
+    const preStopSleep = preStop?.sleep?.seconds;
+    if (preStop?.exec?.command?.length && remaining > 0 && !this.#forced && container) {
+      const started = Date.now();
+      const failure = await this.#execHook(handle, container, preStop.exec.command, remaining);
+      if (failure !== undefined)
+        this.event(EventType.Warning, EventReason.FailedPreStopHook, failure, container);
+      remaining = Math.max(0, remaining - (Date.now() - started));
+    } else if (preStopSleep && remaining > 0 && !this.#forced) {
       const ms = Math.min(preStopSleep * 1000, remaining);
       const started = Date.now();
       await new Promise((resolve) => setTimeout(resolve, ms));

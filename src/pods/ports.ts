@@ -104,8 +104,11 @@ export interface RunHandle {
   readonly exited: Promise<ExitStatus>;
   /** Asks the guest to stop and ends it after `graceMs`; resolves when it is gone. Safe to call twice. */
   stop(graceMs: number): Promise<void>;
-  /** Runs `args` as another instance of the module with the container's env and mounts (exec probes). */
-  exec(args: string[], timeoutMs: number): Promise<ProbeExecResult>;
+  /**
+   * Runs `args` as another instance of the module with the container's env and mounts (exec
+   * probes and hooks), ended after `timeoutMs` when given.
+   */
+  exec(args: string[], timeoutMs?: number): Promise<ProbeExecResult>;
 }
 
 export interface RuntimePort {

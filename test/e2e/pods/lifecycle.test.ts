@@ -163,7 +163,7 @@ test("a crashing container goes into CrashLoopBackOff with a growing restart cou
   );
 });
 
-test("exec probes: Ready once the readiness probe passes; a failing liveness probe restarts its container", async () => {
+test("exec probes and hooks: postStart runs first; Ready once the readiness probe passes; a failing liveness probe restarts its container", async () => {
   const toolbox = await bed.image("toolbox");
   await applyJson(bed.namespace, {
     ...pod("probed", { name: "web", image: toolbox }),
@@ -180,6 +180,7 @@ test("exec probes: Ready once the readiness probe passes; a failing liveness pro
             exec: { command: ["toolbox", "exists", "/data/ready"] },
             periodSeconds: 1,
           },
+          lifecycle: { postStart: { exec: { command: ["toolbox", "touch", "/data/post-start"] } } },
         },
         {
           name: "sick",
@@ -197,6 +198,9 @@ test("exec probes: Ready once the readiness probe passes; a failing liveness pro
   const web = () => running.status?.containerStatuses?.find((c) => c.name === "web");
   assert.equal(web()?.ready, false, "not ready before its probe passes");
   assert.equal(running.status?.conditions?.find((c) => c.type === "Ready")?.status, "False");
+  const probe = (path: string) =>
+    kubectl(["-n", bed.namespace, "exec", "probed", "-c", "web", "--", "toolbox", "exists", path]);
+  assert.equal((await probe("/data/post-start")).code, 0, "the postStart hook ran before Running");
 
   await kubectlOk([
     "-n",

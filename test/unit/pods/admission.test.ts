@@ -88,7 +88,7 @@ test("supported pods are admitted; unsupported probes and hooks become warnings"
           livenessProbe: { exec: { command: ["true"] } },
           lifecycle: {
             preStop: { sleep: { seconds: 2 } },
-            postStart: { exec: { command: ["x"] } },
+            postStart: { httpGet: { port: 8080, path: "/started" } },
           },
         },
       ],
@@ -108,7 +108,7 @@ test("supported pods are admitted; unsupported probes and hooks become warnings"
       [
         "HookNotSupported",
         "spec.containers{app}",
-        'postStart hook (exec) of container "app" cannot be carried out by wasmlet and is skipped (only the sleep action is supported)',
+        'postStart hook (httpGet) of container "app" cannot be carried out by wasmlet and is skipped (only exec and sleep actions are)',
       ],
     ],
   );

@@ -784,3 +784,69 @@ test("sidecars: started before the next init container, restarted whatever the p
   assert.ok(stopped("second") <= stopped("first"), "sidecars stop last first");
   await controller.destroy();
 });
+
+test("exec hooks: a failing postStart kills the container; preStop runs before the stop, within the grace period", async () => {
+  const { kube, runtime, controller } = harness();
+  runtime.behaviours.set("app", {
+    exec: (args) =>
+      args[0] === "post-fail"
+        ? { exitCode: 1, output: "boom", timedOut: false }
+        : args[0] === "pre-fail"
+          ? { exitCode: 2, output: "", timedOut: false }
+          : { exitCode: 0, output: "", timedOut: false },
+  });
+  const failing = makePod({
+    spec: {
+      terminationGracePeriodSeconds: 4,
+      containers: [
+        {
+          name: "app",
+          image: "a:1",
+          lifecycle: { postStart: { exec: { command: ["post-fail"] } } },
+        },
+      ],
+    },
+  });
+  controller.onPodUpsert(failing);
+  await until(() => runtime.of("app").length >= 2, "restarted after the failed hook");
+  const event = kube.events.find((e) => e.reason === "FailedPostStartHook");
+  assert.equal(
+    event?.message,
+    `Exec lifecycle hook ([post-fail]) for Container "app" in Pod "${failing.metadata!.name}_default(${uidOf(failing)})" failed - error: command 'post-fail' exited with 1: boom, message: "boom"`,
+  );
+  assert.deepEqual(runtime.of("app")[0]!.stops, [4000]);
+  assert.equal(runtime.of("app")[0]!.execs[0]!.timeoutMs, undefined, "postStart has no timeout");
+
+  const draining = makePod({
+    spec: {
+      terminationGracePeriodSeconds: 3,
+      containers: [
+        {
+          name: "app",
+          image: "a:1",
+          lifecycle: {
+            postStart: { exec: { command: ["post-ok"] } },
+            preStop: { exec: { command: ["pre-fail"] } },
+          },
+        },
+      ],
+    },
+  });
+  controller.onPodUpsert(draining);
+  await until(() => containerStatus(kube, draining, "app")?.state?.running, "running");
+  const instance = runtime.instances.find((i) => i.spec.labels.uid === uidOf(draining))!;
+  controller.onPodUpsert(deleting(draining, 3));
+  await until(() => kube.deletes.some((d) => d.uid === uidOf(draining)), "DELETE");
+  assert.deepEqual(
+    instance.execs.map((e) => e.args[0]),
+    ["post-ok", "pre-fail"],
+  );
+  assert.ok(instance.execs[1]!.timeoutMs! <= 3000 && instance.execs[1]!.timeoutMs! > 2000);
+  assert.ok(instance.stops[0]! <= 3000, "the stop gets what is left of the grace period");
+  assert.ok(
+    kube.events.some(
+      (e) => e.reason === "FailedPreStopHook" && e.fieldPath === "spec.containers{app}",
+    ),
+  );
+  await controller.destroy();
+});

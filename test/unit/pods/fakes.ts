@@ -188,7 +188,7 @@ export interface Behaviour {
   reason?: string;
   /** `started` rejects with this message. */
   startError?: string;
-  /** Answers exec probes (default: exit code 0, no output). */
+  /** Answers exec probes and hooks (default: exit code 0, no output). */
   exec?: (args: string[]) => ProbeExecResult;
 }
 
@@ -198,7 +198,7 @@ export class FakeInstance implements RunHandle {
   readonly started: Promise<Date>;
   readonly exited: Promise<ExitStatus>;
   readonly stops: number[] = [];
-  readonly execs: { args: string[]; timeoutMs: number }[] = [];
+  readonly execs: { args: string[]; timeoutMs: number | undefined }[] = [];
   /** When stop() was first called (performance.now()), to check the order of stops. */
   stoppedAt: number | undefined;
   readonly createdAt = performance.now();
@@ -254,7 +254,7 @@ export class FakeInstance implements RunHandle {
     await this.exited;
   }
 
-  async exec(args: string[], timeoutMs: number): Promise<ProbeExecResult> {
+  async exec(args: string[], timeoutMs?: number): Promise<ProbeExecResult> {
     this.execs.push({ args, timeoutMs });
     if (this.#done) throw new Error("container is not running");
     return this.#behaviour.exec?.(args) ?? { exitCode: 0, output: "", timedOut: false };
