@@ -163,14 +163,15 @@ export class GuestControl {
 
   /** Bytes buffered in stdin, and whether it is closed. */
   stdinState(): { available: number; closed: boolean } {
+    // The close flag first: the host sets it only after its last write, so once it is seen the
+    // count read next includes every byte. Read the other way round, a write and close landing in
+    // between would look like end-of-file with that last write still unread.
+    const closed = Atomics.load(this.#slots, Control.STDIN_CLOSED) === 1;
     const available =
       (Atomics.load(this.#slots, Control.STDIN_WRITTEN) -
         Atomics.load(this.#slots, Control.STDIN_READ)) |
       0;
-    return {
-      available,
-      closed: available === 0 && Atomics.load(this.#slots, Control.STDIN_CLOSED) === 1,
-    };
+    return { available, closed: available === 0 && closed };
   }
 
   /** Copies buffered stdin into `buffers`; returns bytes copied (0 when none is buffered). */

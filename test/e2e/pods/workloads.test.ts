@@ -92,29 +92,39 @@ test("a Deployment of 20 replicas becomes Ready on the node, then scales to 0 cl
   await kubectl(["-n", bed.namespace, "delete", "deployment", "web", "--wait=false"]);
 });
 
-test("a Job with 2 completions runs 2 pods in parallel and completes", async () => {
+/** Creates a Job (one try, pods on this bed's RuntimeClass, restartPolicy Never) and waits for `condition`. */
+async function runJob(
+  name: string,
+  podSpec: Record<string, unknown>,
+  condition: "Complete" | "Failed",
+  jobSpec: Record<string, unknown> = {},
+): Promise<void> {
   await applyJson(bed.namespace, {
     apiVersion: "batch/v1",
     kind: "Job",
-    metadata: { name: "twice" },
+    metadata: { name },
     spec: {
-      completions: 2,
-      parallelism: 2,
       backoffLimit: 0,
+      ...jobSpec,
       template: {
-        spec: {
-          runtimeClassName: bed.runtimeClass,
-          restartPolicy: "Never",
-          containers: [{ name: "hello", image: await bed.image("hello"), args: ["job"] }],
-        },
+        spec: { runtimeClassName: bed.runtimeClass, restartPolicy: "Never", ...podSpec },
       },
     },
   });
   const wait = await kubectl(
-    ["-n", bed.namespace, "wait", "--for=condition=Complete", "job/twice", "--timeout=60s"],
+    ["-n", bed.namespace, "wait", `--for=condition=${condition}`, `job/${name}`, "--timeout=60s"],
     { timeoutMs: 70_000 },
   );
   assert.equal(wait.code, 0, wait.stderr);
+}
+
+test("a Job with 2 completions runs 2 pods in parallel and completes", async () => {
+  await runJob(
+    "twice",
+    { containers: [{ name: "hello", image: await bed.image("hello"), args: ["job"] }] },
+    "Complete",
+    { completions: 2, parallelism: 2 },
+  );
   const job = JSON.parse(
     await kubectlOk(["-n", bed.namespace, "get", "job", "twice", "-o", "json"]),
   );
@@ -131,32 +141,19 @@ test("a Job with 2 completions runs 2 pods in parallel and completes", async () 
 });
 
 test("a Job whose pod fails with backoffLimit 0 ends Failed", async () => {
-  await applyJson(bed.namespace, {
-    apiVersion: "batch/v1",
-    kind: "Job",
-    metadata: { name: "doomed" },
-    spec: {
-      backoffLimit: 0,
-      template: {
-        spec: {
-          runtimeClassName: bed.runtimeClass,
-          restartPolicy: "Never",
-          containers: [
-            {
-              name: "hello",
-              image: await bed.image("hello"),
-              env: [{ name: "EXIT_CODE", value: "1" }],
-            },
-          ],
+  await runJob(
+    "doomed",
+    {
+      containers: [
+        {
+          name: "hello",
+          image: await bed.image("hello"),
+          env: [{ name: "EXIT_CODE", value: "1" }],
         },
-      },
+      ],
     },
-  });
-  const wait = await kubectl(
-    ["-n", bed.namespace, "wait", "--for=condition=Failed", "job/doomed", "--timeout=60s"],
-    { timeoutMs: 70_000 },
+    "Failed",
   );
-  assert.equal(wait.code, 0, wait.stderr);
   const job = JSON.parse(
     await kubectlOk(["-n", bed.namespace, "get", "job", "doomed", "-o", "json"]),
   );
@@ -172,35 +169,22 @@ test("a Job whose pod fails with backoffLimit 0 ends Failed", async () => {
 });
 
 test("a Job whose pod has a sidecar completes: the sidecar runs beside the app, then is stopped", async () => {
-  await applyJson(bed.namespace, {
-    apiVersion: "batch/v1",
-    kind: "Job",
-    metadata: { name: "with-sidecar" },
-    spec: {
-      backoffLimit: 0,
-      template: {
-        spec: {
-          runtimeClassName: bed.runtimeClass,
-          restartPolicy: "Never",
-          terminationGracePeriodSeconds: 2,
-          initContainers: [
-            {
-              name: "logger",
-              image: await bed.image("ticker"),
-              restartPolicy: "Always",
-              env: [{ name: "TICK_MS", value: "50" }],
-            },
-          ],
-          containers: [{ name: "hello", image: await bed.image("hello"), args: ["job"] }],
+  await runJob(
+    "with-sidecar",
+    {
+      terminationGracePeriodSeconds: 2,
+      initContainers: [
+        {
+          name: "logger",
+          image: await bed.image("ticker"),
+          restartPolicy: "Always",
+          env: [{ name: "TICK_MS", value: "50" }],
         },
-      },
+      ],
+      containers: [{ name: "hello", image: await bed.image("hello"), args: ["job"] }],
     },
-  });
-  const wait = await kubectl(
-    ["-n", bed.namespace, "wait", "--for=condition=Complete", "job/with-sidecar", "--timeout=60s"],
-    { timeoutMs: 70_000 },
+    "Complete",
   );
-  assert.equal(wait.code, 0, wait.stderr);
   const [pod] = await listPods(bed.namespace, "job-name=with-sidecar");
   assert.equal(pod?.status?.phase, "Succeeded");
   const logger = pod?.status?.initContainerStatuses?.find((c) => c.name === "logger");

@@ -89,9 +89,12 @@ describe("wasmlet dev", () => {
     const kubeconfig = exportedKubeconfig(started.stdout);
     assert.match(started.stdout, /wasmlet dev is up in [\d.]+ s: wasmlet-dev on Kubernetes v1\./);
     // Commands to paste, as this checkout runs wasmlet (the installed bin would say `wasmlet`).
-    assert.ok(
-      started.stdout.includes(`npm run wasmlet -- push app.wasm localhost:${registryPort}/app:v1`),
-    );
+    // The registry port asked for may have been taken meanwhile (tests run side by side): then
+    // dev says so and prints the one it took.
+    const push = /npm run wasmlet -- push app\.wasm localhost:(\d+)\/app:v1/.exec(started.stdout);
+    assert.ok(push, started.stdout);
+    if (Number(push[1]) !== registryPort)
+      assert.match(started.stdout + started.stderr, new RegExp(`port ${registryPort} is taken`));
     assert.ok(
       started.stdout.includes(`Stop it with: npm run wasmlet -- dev stop --state-dir ${dir}`),
     );
