@@ -5,7 +5,6 @@
 import type { V1Service } from "@kubernetes/client-node";
 import type { VolumeSourcePort } from "../volumes/ports.ts";
 import type { RunMount } from "../volumes/volume-manager.ts";
-import type { ProbeExecResult } from "./prober.ts";
 
 export type { RunMount } from "../volumes/volume-manager.ts";
 
@@ -96,6 +95,14 @@ export interface ExitStatus {
   finishedAt: Date;
 }
 
+/** How a command run in a container (exec probe or hook) ended. */
+export interface ExecResult {
+  exitCode: number;
+  /** Combined stdout and stderr, cut to MAX_PROBE_OUTPUT_BYTES (see prober.ts). */
+  output: string;
+  timedOut: boolean;
+}
+
 export interface RunHandle {
   readonly id: string;
   /** Resolves with the start time once the guest runs; rejects when it cannot start (RunContainerError). */
@@ -108,7 +115,7 @@ export interface RunHandle {
    * Runs `args` as another instance of the module with the container's env and mounts (exec
    * probes and hooks), ended after `timeoutMs` when given.
    */
-  exec(args: string[], timeoutMs?: number): Promise<ProbeExecResult>;
+  exec(args: string[], timeoutMs?: number): Promise<ExecResult>;
 }
 
 export interface RuntimePort {

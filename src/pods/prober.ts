@@ -6,22 +6,16 @@
 // (like `kubectl exec`); exit code 0 is success. httpGet, tcpSocket and grpc probes need the
 // guest's sockets and are not run (admission warns about them).
 import type { V1Container, V1Probe } from "@kubernetes/client-node";
+import type { ExecResult } from "./ports.ts";
 
 export type ProbeKind = "startup" | "liveness" | "readiness";
-
-export interface ProbeExecResult {
-  exitCode: number;
-  /** Combined stdout and stderr, cut to MAX_PROBE_OUTPUT_BYTES. */
-  output: string;
-  timedOut: boolean;
-}
 
 /** The kubelet keeps this much of a probe's output for its event. */
 export const MAX_PROBE_OUTPUT_BYTES = 10 * 1024;
 
 export interface ProberCallbacks {
   /** Runs the probe's command in the instance; rejects when it cannot be run. */
-  exec(args: string[], timeoutMs: number): Promise<ProbeExecResult>;
+  exec(args: string[], timeoutMs: number): Promise<ExecResult>;
   /** The startup probe succeeded (called at once when there is none). */
   started(): void;
   readiness(ready: boolean): void;

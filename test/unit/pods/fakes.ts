@@ -5,6 +5,7 @@ import type { V1ConfigMap, V1Pod, V1Secret, V1Service } from "@kubernetes/client
 import pino from "pino";
 import type {
   EnsuredImage,
+  ExecResult,
   ExitStatus,
   ImageEnsureOptions,
   ImagePort,
@@ -14,7 +15,6 @@ import type {
   RunSpec,
   RuntimePort,
 } from "../../../src/pods/ports.ts";
-import type { ProbeExecResult } from "../../../src/pods/prober.ts";
 import type { ServiceAccountTokenRequest } from "../../../src/volumes/ports.ts";
 
 export const silentLogger = pino({ level: "silent" });
@@ -189,7 +189,7 @@ export interface Behaviour {
   /** `started` rejects with this message. */
   startError?: string;
   /** Answers exec probes and hooks (default: exit code 0, no output). */
-  exec?: (args: string[]) => ProbeExecResult;
+  exec?: (args: string[]) => ExecResult;
 }
 
 export class FakeInstance implements RunHandle {
@@ -254,7 +254,7 @@ export class FakeInstance implements RunHandle {
     await this.exited;
   }
 
-  async exec(args: string[], timeoutMs?: number): Promise<ProbeExecResult> {
+  async exec(args: string[], timeoutMs?: number): Promise<ExecResult> {
     this.execs.push({ args, timeoutMs });
     if (this.#done) throw new Error("container is not running");
     return this.#behaviour.exec?.(args) ?? { exitCode: 0, output: "", timedOut: false };

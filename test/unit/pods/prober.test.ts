@@ -2,19 +2,15 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { V1Probe } from "@kubernetes/client-node";
-import {
-  ContainerProber,
-  execProbes,
-  type ProbeExecResult,
-  type ProbeKind,
-} from "../../../src/pods/prober.ts";
+import type { ExecResult } from "../../../src/pods/ports.ts";
+import { ContainerProber, execProbes, type ProbeKind } from "../../../src/pods/prober.ts";
 import { until } from "./fakes.ts";
 
 const SECOND = 5;
 
 function harness(
   probes: Partial<Record<ProbeKind, V1Probe>>,
-  answer: (args: string[], call: number) => ProbeExecResult,
+  answer: (args: string[], call: number) => ExecResult,
 ) {
   const seen = {
     calls: [] as { args: string[]; timeoutMs: number }[],
@@ -40,8 +36,8 @@ function harness(
   return { prober, seen };
 }
 
-const ok: ProbeExecResult = { exitCode: 0, output: "", timedOut: false };
-const fail = (output: string): ProbeExecResult => ({ exitCode: 1, output, timedOut: false });
+const ok: ExecResult = { exitCode: 0, output: "", timedOut: false };
+const fail = (output: string): ExecResult => ({ exitCode: 1, output, timedOut: false });
 const probe = (command: string[], fields: Partial<V1Probe> = {}): V1Probe => ({
   exec: { command },
   periodSeconds: 1,
