@@ -78,7 +78,6 @@ export class Workloads implements Component {
   readonly #watch: ResilientWatch<V1Pod>;
   /** Services, for the pods' service variables (the kubelet's service informer). */
   readonly #services: ResilientWatch<V1Service>;
-  #servicesSynced = false;
   readonly #log: Logger;
   readonly #shutdownGraceMs: number;
   #closing: Promise<void> | undefined;
@@ -142,7 +141,7 @@ export class Workloads implements Component {
         kube,
         events,
         runtimeClasses: new RuntimeClassCache(kube),
-        services: () => (this.#servicesSynced ? this.#services.list() : undefined),
+        services: () => (this.#services.hasSynced ? this.#services.list() : undefined),
         onError: (operation) => this.metrics.apiErrors.inc({ operation }),
       }),
       logger: logger.child({ component: "pods" }),
@@ -185,7 +184,7 @@ export class Workloads implements Component {
       path: "/api/v1/services",
       typeName: "V1Service",
       list: () => kube.core.listServiceForAllNamespaces(),
-      handler: { synced: () => (this.#servicesSynced = true) },
+      handler: {},
       logger: this.#log,
     });
     this.#routes(context, podLogsDir);

@@ -64,6 +64,8 @@ export class ResilientWatch<T extends WatchableObject> {
   #synced!: () => void;
   /** Resolves after the first successful list. */
   readonly synced: Promise<void>;
+  /** The first list has succeeded: `list()` holds what the API server holds (give or take a watch event). */
+  hasSynced = false;
   /** Restarts so far (watch ends, errors and relists), for tests and metrics. */
   restarts = 0;
 
@@ -158,6 +160,7 @@ export class ResilientWatch<T extends WatchableObject> {
     this.#resourceVersion = result.metadata?.resourceVersion;
     this.#backoff.reset();
     handler.synced?.([...this.#cache.values()]);
+    this.hasSynced = true;
     this.#synced();
   }
 

@@ -741,11 +741,10 @@ export class PodLifecycle implements StateContext {
             `Container ${container.name} failed ${kind} probe, will be restarted`,
             container,
           );
-          const seconds =
-            probes[kind]?.terminationGracePeriodSeconds ??
-            this.#pod.spec?.terminationGracePeriodSeconds ??
-            DEFAULT_GRACE_SECONDS;
-          void handle.stop(Math.max(0, seconds) * 1000).catch((error) => {
+          const probeSeconds = probes[kind]?.terminationGracePeriodSeconds;
+          const graceMs =
+            probeSeconds === undefined ? this.graceMs() : Math.max(0, probeSeconds) * 1000;
+          void handle.stop(graceMs).catch((error) => {
             this.logger.warn(
               { err: describeError(error), container: container.name },
               "stop failed",
@@ -856,6 +855,7 @@ export class PodLifecycle implements StateContext {
     command: string[],
     timeoutMs: number | undefined,
   ): Promise<string | undefined> {
+    const line = command.join(" ");
     let error: string;
     let output = "";
     try {
@@ -863,12 +863,12 @@ export class PodLifecycle implements StateContext {
       if (result.exitCode === 0 && !result.timedOut) return undefined;
       output = result.output;
       error = result.timedOut
-        ? `command '${command.join(" ")}' timed out`
-        : `command '${command.join(" ")}' exited with ${result.exitCode}: ${output}`;
+        ? `command '${line}' timed out`
+        : `command '${line}' exited with ${result.exitCode}: ${output}`;
     } catch (cause) {
       error = messageOf(cause);
     }
-    return `Exec lifecycle hook ([${command.join(" ")}]) for Container "${container.name}" in Pod "${formatPod(this.ref)}" failed - error: ${error}, message: ${JSON.stringify(output)}`;
+    return `Exec lifecycle hook ([${line}]) for Container "${container.name}" in Pod "${formatPod(this.ref)}" failed - error: ${error}, message: ${JSON.stringify(output)}`;
   }
 
   /** Killing event, preStop hook (exec or sleep), then stop within what is left of `graceMs`; resolves once it exited. */
@@ -880,17 +880,16 @@ export class PodLifecycle implements StateContext {
       this.event(EventType.Normal, EventReason.Killing, `Stopping container ${name}`, container);
     let remaining = graceMs;
     const preStop = this.containerSpec(name)?.lifecycle?.preStop;
-    const preStopSleep = preStop?.sleep?.seconds;
-    if (preStop?.exec?.command?.length && remaining > 0 && !this.#forced && container) {
+    if (preStop && container && remaining > 0 && !this.#forced) {
       const started = Date.now();
-      const failure = await this.#execHook(handle, container, preStop.exec.command, remaining);
-      if (failure !== undefined)
-        this.event(EventType.Warning, EventReason.FailedPreStopHook, failure, container);
-      remaining = Math.max(0, remaining - (Date.now() - started));
-    } else if (preStopSleep && remaining > 0 && !this.#forced) {
-      const ms = Math.min(preStopSleep * 1000, remaining);
-      const started = Date.now();
-      await new Promise((resolve) => setTimeout(resolve, ms));
+      if (preStop.exec?.command?.length) {
+        const failure = await this.#execHook(handle, container, preStop.exec.command, remaining);
+        if (failure !== undefined)
+          this.event(EventType.Warning, EventReason.FailedPreStopHook, failure, container);
+      } else if (preStop.sleep?.seconds) {
+        const ms = Math.min(preStop.sleep.seconds * 1000, remaining);
+        await new Promise((resolve) => setTimeout(resolve, ms));
+      }
       remaining = Math.max(0, remaining - (Date.now() - started));
     }
     await handle.stop(this.#forced ? 0 : remaining).catch((error) => {

@@ -304,18 +304,26 @@ function initializedCondition(
   }
   if (phase === PodPhase.Succeeded && unknown.length === 0)
     return { type, status: "True", reason: ConditionReason.PodCompleted };
-  const messages: string[] = [];
-  if (unknown.length > 0) messages.push(`containers with unknown status: ${goList(unknown)}`);
-  if (incomplete.length > 0)
-    messages.push(`containers with incomplete status: ${goList(incomplete)}`);
-  if (messages.length > 0)
-    return {
-      type,
-      status: "False",
-      reason: ConditionReason.ContainersNotInitialized,
-      message: messages.join(", "),
-    };
-  return { type, status: "True" };
+  return listedCondition(type, ConditionReason.ContainersNotInitialized, unknown, {
+    incomplete,
+  });
+}
+
+/**
+ * True when no container is listed, else False with `reason` and the kubelet's message:
+ * `containers with unknown status: [a], containers with <label> status: [b]`.
+ */
+function listedCondition(
+  type: string,
+  reason: string,
+  unknown: string[],
+  listed: Record<string, string[]>,
+): ConditionValue {
+  const messages = Object.entries({ unknown, ...listed })
+    .filter(([, names]) => names.length > 0)
+    .map(([label, names]) => `containers with ${label} status: ${goList(names)}`);
+  if (messages.length === 0) return { type, status: "True" };
+  return { type, status: "False", reason, message: messages.join(", ") };
 }
 
 function containersReadyCondition(
@@ -340,17 +348,7 @@ function containersReadyCondition(
     return { type, status: "False", reason: ConditionReason.PodCompleted };
   if (phase === PodPhase.Failed)
     return { type, status: "False", reason: ConditionReason.PodFailed };
-  const messages: string[] = [];
-  if (unknown.length > 0) messages.push(`containers with unknown status: ${goList(unknown)}`);
-  if (unready.length > 0) messages.push(`containers with unready status: ${goList(unready)}`);
-  if (messages.length > 0)
-    return {
-      type,
-      status: "False",
-      reason: ConditionReason.ContainersNotReady,
-      message: messages.join(", "),
-    };
-  return { type, status: "True" };
+  return listedCondition(type, ConditionReason.ContainersNotReady, unknown, { unready });
 }
 
 function readyCondition(pod: V1Pod, containersReady: ConditionValue): ConditionValue {
