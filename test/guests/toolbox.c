@@ -7,6 +7,7 @@
 //   env NAME        print $NAME
 //   exists PATH     exit 0 when PATH exists, else say so and exit 1 (for exec probes)
 //   touch PATH      create PATH
+//   cat             copy stdin to stdout until end of file, then say how many bytes it read
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,16 @@ int main(int argc, char **argv) {
         return 1;
       }
       fclose(f);
+      return 0;
+    }
+    if (strcmp(argv[1], "cat") == 0) {
+      long total = 0;
+      int c;
+      while ((c = getchar()) != EOF) {
+        putchar(c);
+        total++;
+      }
+      printf("read %ld bytes\n", total);
       return 0;
     }
     fprintf(stderr, "unknown command %s\n", argv[1]);

@@ -2,7 +2,8 @@
 // each read endpoint refuses anonymous and unknown callers (401) and callers the cluster does not
 // authorize (403), and serves a caller granted exactly the `nodes/<subresource>` that guards its
 // path (200) — the kubelet's mapping: /containerLogs → proxy, /metrics… → metrics, /stats… →
-// stats, /pods → pods or proxy, /healthz → healthz or proxy.
+// stats, /pods → pods or proxy, /healthz → healthz or proxy. exec and attach need `create` on
+// nodes/proxy even though a WebSocket upgrade is a GET: `get` alone must not open a shell.
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { after, before, describe, it } from "node:test";
@@ -34,12 +35,13 @@ interface Endpoint {
   body: RegExp;
 }
 
-describe("authorization of the read endpoints", () => {
+describe("authorization of the kubelet API", () => {
   let bed: PodTestBed;
   let base: string;
   let endpoints: Endpoint[];
   const granted = new Map<Subresource, IssuedCert>();
   let nobody: IssuedCert;
+  let operator: IssuedCert;
   let stranger: IssuedCert;
   const suffix = Math.random().toString(16).slice(2, 8);
   const roleOf = (sub: Subresource) => `e2e-authz-${suffix}-${sub}`;
@@ -82,6 +84,31 @@ describe("authorization of the read endpoints", () => {
       granted.set(sub, await issue(ca, user));
     }
     nobody = await issue(ca, `e2e-authz-${suffix}-nobody`);
+    const operatorRole = `e2e-authz-${suffix}-operator`;
+    await kubectlOk([
+      "create",
+      "clusterrole",
+      operatorRole,
+      "--verb=create",
+      "--resource=nodes/proxy",
+    ]);
+    await kubectlOk([
+      "create",
+      "clusterrolebinding",
+      operatorRole,
+      `--clusterrole=${operatorRole}`,
+      `--user=${operatorRole}-user`,
+    ]);
+    operator = await issue(ca, `${operatorRole}-user`);
+    await applyJson(bed.namespace, {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "shell" },
+      spec: {
+        runtimeClassName: bed.runtimeClass,
+        containers: [{ name: "main", image: await bed.image("toolbox"), stdin: true }],
+      },
+    });
     // A well-formed certificate from a CA the cluster does not know.
     stranger = await issue(await createTestCA("e2e-stranger-ca"), "e2e-stranger", {
       groups: ["system:masters"],
@@ -103,7 +130,22 @@ describe("authorization of the read endpoints", () => {
         `RBAC to grant nodes/${sub}`,
       );
     }
+    await eventually(
+      async () =>
+        (
+          await kubectl([
+            "auth",
+            "can-i",
+            "create",
+            "nodes",
+            "--subresource=proxy",
+            `--as=${operatorRole}-user`,
+          ])
+        ).stdout.trim() === "yes",
+      "RBAC to grant create on nodes/proxy",
+    );
     await waitForPod(bed.namespace, "hello", "Succeeded", phaseIs("Succeeded"));
+    await waitForPod(bed.namespace, "shell", "Running", phaseIs("Running"));
     endpoints = [
       {
         path: `/containerLogs/${bed.namespace}/hello/main`,
@@ -131,13 +173,8 @@ describe("authorization of the read endpoints", () => {
     ];
   });
   after(async () => {
-    for (const sub of SUBRESOURCES)
-      await kubectl([
-        "delete",
-        "clusterrole,clusterrolebinding",
-        roleOf(sub),
-        "--ignore-not-found",
-      ]);
+    for (const role of [...SUBRESOURCES.map(roleOf), `e2e-authz-${suffix}-operator`])
+      await kubectl(["delete", "clusterrole,clusterrolebinding", role, "--ignore-not-found"]);
     await bed?.cleanup();
   });
 
@@ -186,6 +223,50 @@ describe("authorization of the read endpoints", () => {
           assert.equal(answer.status, 403, `nodes/${sub} does not open ${path}`);
         }
       }
+    }
+  });
+
+  it("opens exec and attach only to callers who may create nodes/proxy", async () => {
+    const streams = [
+      `/exec/${bed.namespace}/shell/main?command=toolbox&command=echo&command=hi&stdout=1`,
+      `/attach/${bed.namespace}/shell/main?stdin=1&stdout=1`,
+    ];
+    const token = await serviceAccountToken(bed.namespace, "reader");
+    for (const path of streams) {
+      const url = `${base}${path}`;
+      const anonymous = await httpsRequest(url, { websocket: true });
+      assert.equal(anonymous.status, 401, `anonymous ${path}`);
+      const badToken = await httpsRequest(url, { websocket: true, token: "not-a-real-token" });
+      assert.equal(badToken.status, 401, `unknown token ${path}`);
+      const byToken = await httpsRequest(url, { websocket: true, token });
+      assert.equal(byToken.status, 403, `service account without RBAC ${path}`);
+      // `get nodes/proxy` reads logs, but a WebSocket upgrade (a GET) to exec or attach is `create`.
+      const reader = await httpsRequest(url, { websocket: true, client: granted.get("proxy")! });
+      assert.equal(reader.status, 403, `get-only nodes/proxy ${path}`);
+      assert.match(
+        reader.body,
+        new RegExp(
+          `^Forbidden \\(user=${roleOf("proxy")}-user, verb=create, resource=nodes, subresource\\(s\\)=\\[proxy\\]\\)`,
+        ),
+      );
+      const allowed = await httpsRequest(url, { websocket: true, client: operator });
+      assert.equal(allowed.status, 101, `create nodes/proxy ${path}: ${allowed.body}`);
+      assert.equal(allowed.headers["sec-websocket-protocol"], "v5.channel.k8s.io");
+      // An API server that translates to SPDY (ExtendWebSocketsToKubelet off) is told what to enable.
+      const spdy = await httpsRequest(url, {
+        method: "POST",
+        client: operator,
+        headers: {
+          connection: "Upgrade",
+          upgrade: "SPDY/3.1",
+          "x-stream-protocol-version": "v4.channel.k8s.io",
+        },
+      });
+      assert.equal(spdy.status, 400, spdy.body);
+      assert.match(
+        spdy.body,
+        /asks to upgrade to SPDY\/3\.1.*ExtendWebSocketsToKubelet feature gate/,
+      );
     }
   });
 

@@ -39,7 +39,17 @@ before(async () => {
       ],
     },
   });
+  await applyJson(bed.namespace, {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name: "ticker" },
+    spec: {
+      runtimeClassName: bed.runtimeClass,
+      containers: [{ name: "main", image: await bed.image("ticker") }],
+    },
+  });
   await waitForPod(bed.namespace, "toolbox", "Running", phaseIs("Running"));
+  await waitForPod(bed.namespace, "ticker", "Running", phaseIs("Running"));
 });
 after(async () => {
   await bed?.cleanup();
@@ -108,10 +118,47 @@ test("kubectl exec reports a non-zero exit code and stderr", async () => {
   assert.match(result.stderr, /failing with 42/);
 });
 
+test("kubectl exec -i streams stdin to the command, end of file included", async () => {
+  const result = await kubectl(
+    ["-n", bed.namespace, "exec", "-i", "toolbox", "--", "toolbox", "cat"],
+    { input: "first line\nsecond line\n" },
+  );
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout, "first line\nsecond line\nread 23 bytes\n");
+});
+
 test("kubectl exec into a missing container is refused clearly", async () => {
   const result = await kubectl(["-n", bed.namespace, "exec", "toolbox", "-c", "nope", "--", "x"]);
   assert.notEqual(result.code, 0);
   assert.match(result.stderr, /container nope is not valid|not found/);
+});
+
+test("kubectl attach without stdin streams what the running container prints from then on", async () => {
+  const child = spawn(
+    process.env.KUBECTL ?? "kubectl",
+    ["--kubeconfig", testCluster().kubeconfig, "-n", bed.namespace, "attach", "ticker"],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let output = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  const ticks = () => [...output.matchAll(/^tick (\d+)$/gm)].map((m) => Number(m[1]));
+  try {
+    const deadline = Date.now() + 20_000;
+    while (ticks().length < 5 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
+    const seen = ticks();
+    assert.ok(seen.length >= 5, `attach saw ${JSON.stringify(output)}`);
+    // Live output, not the log replayed: it starts where the container is now, in order.
+    assert.ok(seen[0]! > 1, `attach replayed the log from tick ${seen[0]}`);
+    assert.deepEqual(
+      seen,
+      seen.map((_, i) => seen[0]! + i),
+    );
+  } finally {
+    child.kill("SIGINT");
+  }
 });
 
 test("kubectl attach sees live output and reaches the container's stdin", async () => {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -26,6 +26,15 @@ test("a port in use is reported with the component that wanted it", async () => 
     server.close();
   }
   await assertPortFree("127.0.0.1", await freePort(), "kube-apiserver");
+});
+
+test("free ports come from below the kernel's ephemeral range, so no outgoing connection takes them", async () => {
+  const low = Number.parseInt(await readFile("/proc/sys/net/ipv4/ip_local_port_range", "utf8"), 10);
+  for (const host of ["127.0.0.1", "0.0.0.0"]) {
+    const port = await freePort(host);
+    assert.ok(port >= 10_000 && port < low, `${port} is not in [10000, ${low})`);
+    await assertPortFree("0.0.0.0", port, "test");
+  }
 });
 
 test("a component that dies before it is ready is named with the tail of its log", async () => {

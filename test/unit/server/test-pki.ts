@@ -100,10 +100,29 @@ export interface Answer {
   peerCert: string;
 }
 
-/** One HTTPS request; `client` presents a certificate, `token` a bearer token. */
+const WEBSOCKET_UPGRADE = {
+  connection: "Upgrade",
+  upgrade: "websocket",
+  "sec-websocket-version": "13",
+  "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+  "sec-websocket-protocol": "v5.channel.k8s.io",
+};
+
+/**
+ * One HTTPS request; `client` presents a certificate, `token` a bearer token. With `websocket`
+ * it asks to upgrade to a `v5.channel.k8s.io` WebSocket: an upgrade granted answers status 101
+ * (its socket is closed at once), a refusal answers as any response.
+ */
 export function httpsRequest(
   url: string,
-  options: { client?: IssuedCert; token?: string; method?: string; ca?: string } = {},
+  options: {
+    client?: IssuedCert;
+    token?: string;
+    method?: string;
+    ca?: string;
+    headers?: Record<string, string>;
+    websocket?: boolean;
+  } = {},
 ): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = request(
@@ -114,7 +133,11 @@ export function httpsRequest(
           ? { ca: options.ca, rejectUnauthorized: true }
           : { rejectUnauthorized: false }),
         ...(options.client ? { cert: options.client.cert, key: options.client.key } : {}),
-        headers: options.token ? { authorization: `Bearer ${options.token}` } : {},
+        headers: {
+          ...(options.websocket ? WEBSOCKET_UPGRADE : {}),
+          ...options.headers,
+          ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+        },
         agent: false,
       },
       (res) => {
@@ -132,6 +155,10 @@ export function httpsRequest(
         );
       },
     );
+    req.on("upgrade", (res, socket) => {
+      socket.destroy();
+      resolve({ status: res.statusCode ?? 0, body: "", headers: res.headers, peerCert: "" });
+    });
     req.on("error", reject);
     req.end();
   });
