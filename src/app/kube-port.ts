@@ -40,8 +40,6 @@ export interface KubeApiPortOptions {
   runtimeClasses: RuntimeClassLookup;
   /** The cluster's services from a watch; undefined until it has listed them once. */
   services: () => readonly V1Service[] | undefined;
-  /** A failed API call (for wasmlet_kube_api_errors_total). */
-  onError?: (operation: string) => void;
 }
 
 export class KubeApiPort implements KubePort {
@@ -50,14 +48,12 @@ export class KubeApiPort implements KubePort {
   readonly #runtimeClasses: RuntimeClassLookup;
   readonly #services: KubeApiPortOptions["services"];
   readonly #reads = new Coalescer();
-  readonly #onError: (operation: string) => void;
 
   constructor(options: KubeApiPortOptions) {
     this.#kube = options.kube;
     this.#events = options.events;
     this.#runtimeClasses = options.runtimeClasses;
     this.#services = options.services;
-    this.#onError = options.onError ?? (() => {});
   }
 
   listServices(): readonly V1Service[] {
@@ -69,12 +65,6 @@ export class KubeApiPort implements KubePort {
     return services;
   }
 
-  /** Counts the failure (for wasmlet_kube_api_errors_total) and wraps it with its HTTP status. */
-  #failed(operation: string, error: unknown, doing: string): Error {
-    this.#onError(operation);
-    return withStatus(error, doing);
-  }
-
   async patchPodStatus(
     namespace: string,
     name: string,
@@ -83,8 +73,7 @@ export class KubeApiPort implements KubePort {
     try {
       await patchPodStatus(this.#kube, namespace, name, "strategic", patch);
     } catch (error) {
-      throw this.#failed(
-        "patch_pod_status",
+      throw withStatus(
         (error as { cause?: unknown }).cause ?? error,
         `patching the status of pod ${namespace}/${name}`,
       );
@@ -101,7 +90,7 @@ export class KubeApiPort implements KubePort {
       });
     } catch (error) {
       if (isNotFound(error)) return;
-      throw this.#failed("delete_pod", error, `deleting pod ${namespace}/${name}`);
+      throw withStatus(error, `deleting pod ${namespace}/${name}`);
     }
   }
 
@@ -131,7 +120,7 @@ export class KubeApiPort implements KubePort {
         return await this.#kube.core.readNamespacedConfigMap({ namespace, name });
       } catch (error) {
         if (isNotFound(error)) return undefined;
-        throw this.#failed("get_configmap", error, `reading ConfigMap ${namespace}/${name}`);
+        throw withStatus(error, `reading ConfigMap ${namespace}/${name}`);
       }
     });
   }
@@ -142,7 +131,7 @@ export class KubeApiPort implements KubePort {
         return await this.#kube.core.readNamespacedSecret({ namespace, name });
       } catch (error) {
         if (isNotFound(error)) return undefined;
-        throw this.#failed("get_secret", error, `reading Secret ${namespace}/${name}`);
+        throw withStatus(error, `reading Secret ${namespace}/${name}`);
       }
     });
   }
@@ -175,8 +164,7 @@ export class KubeApiPort implements KubePort {
         status.expirationTimestamp ?? new Date(Date.now() + request.expirationSeconds * 1000);
       return { token: status.token, expirationTimestamp: new Date(expires) };
     } catch (error) {
-      throw this.#failed(
-        "create_token",
+      throw withStatus(
         error,
         `requesting a token for ServiceAccount ${namespace}/${serviceAccountName}`,
       );

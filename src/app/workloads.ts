@@ -86,6 +86,7 @@ export class Workloads implements Component {
   constructor(context: AppContext, options: WorkloadOptions = {}) {
     const { config, kube, events, node, logger } = context;
     this.#log = logger.child({ component: "workloads" });
+    kube.onFailure((failure) => this.metrics.apiErrors.inc({ ...failure }));
     this.#shutdownGraceMs = config.shutdownGracePeriodMs;
     this.runtime = new Runtime({
       ...options.runtime,
@@ -142,7 +143,6 @@ export class Workloads implements Component {
         events,
         runtimeClasses: new RuntimeClassCache(kube),
         services: () => (this.#services.hasSynced ? this.#services.list() : undefined),
-        onError: (operation) => this.metrics.apiErrors.inc({ operation }),
       }),
       logger: logger.child({ component: "pods" }),
       onState: (pod, state) => {

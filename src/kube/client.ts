@@ -17,7 +17,17 @@ import {
   type RequestContext,
 } from "@kubernetes/client-node";
 import { Agent } from "undici";
+import { statusCode } from "./api-error.ts";
 import { kubeError } from "./errors.ts";
+
+/** A call to the API that failed: the client method, and the HTTP status or `network`. */
+export interface ApiFailure {
+  operation: string;
+  code: string;
+}
+
+/** Answers callers expect and act on (absent, already exists, changed meanwhile): not failures. */
+const EXPECTED_STATUSES = new Set([404, 409]);
 
 /**
  * A KubeConfig whose requests time out and share one keep-alive connection pool. client-node
@@ -91,19 +101,47 @@ export class KubeClient {
   readonly authorization: AuthorizationV1Api;
   readonly nodeApi: NodeV1Api;
   readonly events: EventsV1Api;
+  readonly #failureListeners: Array<(failure: ApiFailure) => void> = [];
 
   constructor(kubeConfig: KubeConfig) {
     this.kubeConfig = kubeConfig;
     if (!kubeConfig.getCurrentCluster()) {
       throw kubeError("WASMLET_ERR_KUBECONFIG", "the kubeconfig has no current cluster");
     }
-    this.core = kubeConfig.makeApiClient(CoreV1Api);
-    this.coordination = kubeConfig.makeApiClient(CoordinationV1Api);
-    this.certificates = kubeConfig.makeApiClient(CertificatesV1Api);
-    this.authentication = kubeConfig.makeApiClient(AuthenticationV1Api);
-    this.authorization = kubeConfig.makeApiClient(AuthorizationV1Api);
-    this.nodeApi = kubeConfig.makeApiClient(NodeV1Api);
-    this.events = kubeConfig.makeApiClient(EventsV1Api);
+    this.core = this.#observed(kubeConfig.makeApiClient(CoreV1Api));
+    this.coordination = this.#observed(kubeConfig.makeApiClient(CoordinationV1Api));
+    this.certificates = this.#observed(kubeConfig.makeApiClient(CertificatesV1Api));
+    this.authentication = this.#observed(kubeConfig.makeApiClient(AuthenticationV1Api));
+    this.authorization = this.#observed(kubeConfig.makeApiClient(AuthorizationV1Api));
+    this.nodeApi = this.#observed(kubeConfig.makeApiClient(NodeV1Api));
+    this.events = this.#observed(kubeConfig.makeApiClient(EventsV1Api));
+  }
+
+  /** Calls `listener` for every API call that fails (wasmlet_kube_api_errors_total). */
+  onFailure(listener: (failure: ApiFailure) => void): void {
+    this.#failureListeners.push(listener);
+  }
+
+  /** The API group with every call's failure reported to the failure listeners. */
+  #observed<T extends object>(api: T): T {
+    return new Proxy(api, {
+      get: (target, property, receiver) => {
+        const value: unknown = Reflect.get(target, property, receiver);
+        if (typeof value !== "function" || typeof property !== "string") return value;
+        return (...args: unknown[]) => {
+          const result: unknown = value.apply(target, args);
+          if (result instanceof Promise) result.catch((error) => this.#failed(property, error));
+          return result;
+        };
+      },
+    });
+  }
+
+  #failed(operation: string, error: unknown): void {
+    const status = statusCode(error);
+    if (status !== undefined && EXPECTED_STATUSES.has(status)) return;
+    const failure = { operation, code: status === undefined ? "network" : String(status) };
+    for (const listener of this.#failureListeners) listener(failure);
   }
 
   static create(options: KubeClientOptions): KubeClient {

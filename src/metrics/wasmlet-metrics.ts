@@ -45,8 +45,8 @@ export class WasmletMetrics {
   });
   readonly apiErrors = new Counter({
     name: "wasmlet_kube_api_errors_total",
-    help: "Failed calls to the Kubernetes API by operation",
-    labelNames: ["operation"] as const,
+    help: "Failed calls to the Kubernetes API by client operation and HTTP status (or network)",
+    labelNames: ["operation", "code"] as const,
     registers: [this.registry],
   });
 

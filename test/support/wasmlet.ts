@@ -3,12 +3,13 @@
 // the Node object, the data directory).
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { V1Node } from "@kubernetes/client-node";
 import { hostDefaults } from "../../src/config/host-defaults.ts";
 import { freePort } from "../../src/devcluster/ports.ts";
+import { httpsRequest, type IssuedCert, issue, loadCA } from "../unit/server/test-pki.ts";
 import { eventually, kubectl, kubectlOk, testCluster } from "./cluster.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -144,6 +145,16 @@ export class Wasmlet {
     this.#child.kill(signal);
   }
 
+  /** Its own metrics (`/metrics` on the kubelet API), read as a cluster admin. */
+  async metrics(): Promise<string> {
+    const answer = await httpsRequest(`https://127.0.0.1:${this.port}/metrics`, {
+      client: await clusterAdmin(),
+    });
+    if (answer.status !== 200)
+      throw new Error(`/metrics answered ${answer.status}: ${answer.body}`);
+    return answer.body;
+  }
+
   /** Kills the process (if still running), deletes its Node and data directory. */
   async cleanup(options: { keepNode?: boolean; keepDataDir?: boolean } = {}): Promise<void> {
     if (this.running) {
@@ -161,6 +172,27 @@ export class Wasmlet {
     }
     if (!options.keepDataDir) await rm(this.dataDir, { recursive: true, force: true });
   }
+}
+
+let admin: Promise<IssuedCert> | undefined;
+
+/** A client certificate in system:masters from the test cluster's CA (one per test process). */
+export function clusterAdmin(): Promise<IssuedCert> {
+  admin ??= (async () => {
+    const cluster = testCluster();
+    const ca = await loadCA(
+      await readFile(cluster.caCertFile, "utf8"),
+      await readFile(cluster.caKeyFile, "utf8"),
+    );
+    return issue(ca, "e2e-cluster-admin", { groups: ["system:masters"] });
+  })();
+  return admin;
+}
+
+/** The value of one sample in Prometheus text (`name{labels}` exactly as rendered), 0 when absent. */
+export function sample(metrics: string, series: string): number {
+  const line = metrics.split("\n").find((l) => l.startsWith(`${series} `));
+  return line ? Number(line.slice(series.length + 1)) : 0;
 }
 
 export interface NodeCondition {

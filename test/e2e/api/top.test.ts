@@ -15,7 +15,7 @@ import {
   obtainMetricsServer,
 } from "../../../src/devcluster/metrics-server.ts";
 import { eventually, kubectl, kubectlOk, testCluster } from "../../support/cluster.ts";
-import { nodeIP } from "../../support/wasmlet.ts";
+import { nodeIP, sample } from "../../support/wasmlet.ts";
 import { httpsRequest, type IssuedCert, issue, loadCA } from "../../unit/server/test-pki.ts";
 import {
   applyJson,
@@ -343,5 +343,8 @@ test("/stats/summary, /pods and /metrics describe the same node and pods", async
   assert.match(metrics.body, /^wasmlet_pods\{phase="Running"\} ([2-9]|\d{2,})$/m);
   assert.match(metrics.body, /^wasmlet_pod_start_duration_seconds_count \d+$/m);
   assert.match(metrics.body, /^wasmlet_image_pulls_total\{result="pulled"\} [1-9]\d*$/m);
+  assert.ok(sample(metrics.body, "wasmlet_image_pull_bytes_total") > 1000, "pull bytes counted");
+  assert.ok(sample(metrics.body, 'wasmlet_workers{state="busy"}') >= 2, "busy workers");
+  assert.match(metrics.body, /^# TYPE wasmlet_kube_api_errors_total counter$/m);
   assert.match(metrics.body, /^process_cpu_user_seconds_total [\d.e+-]+$/m);
 });

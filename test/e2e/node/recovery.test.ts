@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parse, stringify } from "yaml";
 import { eventually, testCluster } from "../../support/cluster.ts";
-import { Wasmlet, waitForReady } from "../../support/wasmlet.ts";
+import { sample, Wasmlet, waitForReady } from "../../support/wasmlet.ts";
 
 class CuttableProxy {
   readonly #target: { host: string; port: number };
@@ -104,5 +104,12 @@ describe("API server outage", () => {
       "the lease to recover",
       10_000,
     );
+    // Each failed renewal is counted, by operation and as a network failure.
+    const metrics = await node.metrics();
+    const counted = sample(
+      metrics,
+      'wasmlet_kube_api_errors_total{operation="replaceNamespacedLease",code="network"}',
+    );
+    assert.ok(counted >= failures.length, `${counted} lease errors counted:\n${metrics}`);
   });
 });

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { eventually, kubectl, kubectlOk } from "../../support/cluster.ts";
+import { sample } from "../../support/wasmlet.ts";
 import {
   applyJson,
   getPod,
@@ -161,6 +162,10 @@ test("a crashing container goes into CrashLoopBackOff with a growing restart cou
     "a second restart",
     15_000,
   );
+  assert.ok(
+    sample(await bed.wasmlet.metrics(), "wasmlet_container_restarts_total") >= 2,
+    "restarts counted in /metrics",
+  );
 });
 
 test("exec probes and hooks: postStart runs first; Ready once the readiness probe passes; a failing liveness probe restarts its container", async () => {
@@ -250,6 +255,7 @@ test("a guest that outgrows its memory limit is OOMKilled", async () => {
   assert.equal(terminated?.reason, "OOMKilled");
   assert.equal(terminated?.exitCode, 137);
   assert.equal(await kubectlStatus(bed.namespace, "hog"), "OOMKilled");
+  assert.equal(sample(await bed.wasmlet.metrics(), "wasmlet_container_oom_kills_total"), 1);
 });
 
 test("deleting a running pod stops it within its grace period and removes it", async () => {

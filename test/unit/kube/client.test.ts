@@ -1,5 +1,6 @@
 // The API client over TLS with client certificates, against a local HTTPS server: requests share
 // keep-alive connections, and a rotated client certificate is used from the next request on.
+// Failed calls are reported to the client's failure listeners (wasmlet_kube_api_errors_total).
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { copyFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -9,7 +10,8 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import type { TLSSocket } from "node:tls";
 import { generateClusterPki } from "../../../src/devcluster/pki.ts";
-import { KubeClient } from "../../../src/kube/client.ts";
+import { type ApiFailure, KubeClient } from "../../../src/kube/client.ts";
+import { FakeApiServer } from "./fake-api-server.ts";
 
 const dir = await mkdtemp(join(tmpdir(), "wasmlet-kube-client-"));
 after(() => rm(dir, { recursive: true, force: true }));
@@ -86,4 +88,35 @@ test("requests reuse one TLS connection; a rotated client certificate gets a new
   assert.notEqual(kubelet, admin);
   for (let i = 0; i < 10; i++) assert.equal(await userOf(), kubelet);
   assert.ok(connections - before <= 2, `${connections - before} TLS connections for 10 requests`);
+});
+
+test("failed calls reach the failure listeners with their operation and status; expected answers do not", async () => {
+  const api = new FakeApiServer();
+  await api.start();
+  after(() => api.stop());
+  api.handler = (request, response) => {
+    const status = request.path.endsWith("/broken")
+      ? 500
+      : request.path.endsWith("/taken")
+        ? 409
+        : 404;
+    response.writeHead(status, { "content-type": "application/json" });
+    response.end(
+      JSON.stringify({ kind: "Status", apiVersion: "v1", status: "Failure", code: status }),
+    );
+  };
+  const failures: ApiFailure[] = [];
+  const client = new KubeClient(api.kubeConfig());
+  client.onFailure((failure) => failures.push(failure));
+  await assert.rejects(client.core.readNamespace({ name: "broken" }));
+  await assert.rejects(client.coordination.readNamespacedLease({ namespace: "x", name: "broken" }));
+  await assert.rejects(client.core.readNamespace({ name: "absent" }));
+  await assert.rejects(client.core.createNamespace({ body: { metadata: { name: "taken" } } }));
+  await api.stop();
+  await assert.rejects(client.core.readNamespace({ name: "unreachable" }));
+  assert.deepEqual(failures, [
+    { operation: "readNamespace", code: "500" },
+    { operation: "readNamespacedLease", code: "500" },
+    { operation: "readNamespace", code: "network" },
+  ]);
 });
