@@ -217,14 +217,17 @@ export class RegistryClient {
           { cause: failure },
         );
       }
-      let delay =
+      const backoff =
         Math.min(this.#retryMaxMs, this.#retryBaseMs * 2 ** attempt) * (0.5 + Math.random() / 2);
-      const retryAfter = Number(response?.headers.get("retry-after"));
-      if (Number.isFinite(retryAfter) && retryAfter >= 0)
-        delay = Math.min(this.#retryMaxMs, retryAfter * 1000);
+      const asked = retryAfterMs(response?.headers.get("retry-after") ?? null, Date.now());
+      const delay = asked === undefined ? backoff : Math.min(this.#retryMaxMs, asked);
       await response?.body?.cancel().catch(() => {});
       await sleep(delay);
     }
+  }
+
+  forgetToken(endpoint: Endpoint, scope: string, credential: RegistryCredential | undefined): void {
+    this.#tokens.delete(tokenCacheKey(endpoint, scope, credential));
   }
 
   cachedAuthorization(
@@ -420,7 +423,11 @@ export class Repository {
       }
       this.client.rememberChallenge(endpoint, challenge);
       // A 401 after we answered a challenge means this credential is not good enough: next one.
-      if (challenged || authorization !== undefined) this.#credentialIndex++;
+      // A cached token the registry no longer takes (expired early, token server restarted) is
+      // dropped, and the same credential asks for a fresh one first.
+      if (challenged) this.#credentialIndex++;
+      else if (authorization !== undefined)
+        this.client.forgetToken(endpoint, scope, this.#credentials[this.#credentialIndex]);
       challenged = true;
       authorization = undefined;
       while (this.#credentialIndex < this.#credentials.length) {
@@ -624,4 +631,13 @@ export class Repository {
 /** A random suffix for temporary names. */
 export function randomSuffix(): string {
   return randomBytes(6).toString("hex");
+}
+
+/** The wait a `Retry-After` header asks for (seconds or an HTTP date), undefined when it asks none. */
+export function retryAfterMs(header: string | null, now: number): number | undefined {
+  const value = header?.trim();
+  if (!value) return undefined;
+  if (/^\d+$/.test(value)) return Number(value) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }

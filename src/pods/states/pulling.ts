@@ -55,12 +55,17 @@ export function pullFailureReason(error: unknown): string {
   return ContainerReason.ErrImagePull;
 }
 
-function pullPolicy(container: V1Container): PullPolicy {
+/**
+ * The container's imagePullPolicy, defaulted as the API server does for objects that skipped its
+ * defaulting: the tag `latest` (explicit, even beside a digest, or implied by a reference with
+ * neither tag nor digest) means Always, anything else IfNotPresent.
+ */
+export function pullPolicy(container: V1Container): PullPolicy {
   const policy = container.imagePullPolicy;
   if (policy === "Always" || policy === "IfNotPresent" || policy === "Never") return policy;
-  const image = container.image ?? "";
-  const tagged = /:[^/]+$/.test(image.split("@")[0] ?? "");
-  return image.includes("@") || (tagged && !image.endsWith(":latest")) ? "IfNotPresent" : "Always";
+  const [name = "", digest] = (container.image ?? "").split("@");
+  const tag = /:([^/]+)$/.exec(name)?.[1] ?? (digest === undefined ? "latest" : undefined);
+  return tag === "latest" ? "Always" : "IfNotPresent";
 }
 
 async function ensureOne(

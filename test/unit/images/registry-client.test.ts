@@ -4,7 +4,7 @@ import { after, describe, it } from "node:test";
 import { freePort } from "../../../src/devcluster/ports.ts";
 import { isWasmletError } from "../../../src/errors.ts";
 import { MediaType } from "../../../src/images/manifest.ts";
-import { RegistryClient, sha256Digest } from "../../../src/images/registry-client.ts";
+import { RegistryClient, retryAfterMs, sha256Digest } from "../../../src/images/registry-client.ts";
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 const servers: Server[] = [];
@@ -58,6 +58,25 @@ describe("registry client", () => {
     }
   });
 
+  it("backs off between retries unless Retry-After says how long to wait", async () => {
+    const times: number[] = [];
+    const { address } = await serve((_req, res) => {
+      times.push(performance.now());
+      if (times.length < 3) res.writeHead(503).end();
+      else sendManifest(res);
+    });
+    const client = new RegistryClient({ retries: 3, retryBaseMs: 100, retryMaxMs: 1000 });
+    await client.repository(address, "a/b").getManifest("v1", 1 << 20);
+    // Jittered exponential: 50–100 ms, then 100–200 ms.
+    assert.ok(times[1]! - times[0]! >= 45, `first wait ${times[1]! - times[0]!} ms`);
+    assert.ok(times[2]! - times[1]! >= 95, `second wait ${times[2]! - times[1]!} ms`);
+
+    assert.equal(retryAfterMs("3", 0), 3000);
+    assert.equal(retryAfterMs(new Date(5000).toUTCString(), 2000), 3000);
+    assert.equal(retryAfterMs(null, 0), undefined);
+    assert.equal(retryAfterMs("soon", 0), undefined);
+  });
+
   it("gives up on a registry that keeps failing or cannot be reached, naming it", async () => {
     const { address, requests } = await serve((_req, res) => res.writeHead(502).end());
     await assert.rejects(
@@ -106,6 +125,29 @@ describe("registry client", () => {
         e.message.includes(`registry ${address} requires authentication for lib/other`),
     );
     assert.equal(tokens, 2);
+  });
+
+  it("asks for a fresh token when the registry no longer takes a cached one", async () => {
+    let issued = 0;
+    const token = await serve((_req, res) => {
+      issued++;
+      res
+        .writeHead(200, { "content-type": "application/json" })
+        .end(JSON.stringify({ token: `t${issued}`, expires_in: 300 }));
+    });
+    // Only the newest token is good, as after a token server restart with a new signing key.
+    const { address } = await serve((req, res) => {
+      if (req.headers.authorization === `Bearer t${issued}`) return sendManifest(res);
+      res
+        .writeHead(401, { "www-authenticate": `Bearer realm="http://${token.address}/token"` })
+        .end();
+    });
+    const client = new RegistryClient(fast);
+    const credential = { username: "u", password: "p", source: "pull secret" };
+    await client.repository(address, "lib/app", [credential]).getManifest("1", 1 << 20);
+    issued++; // t1 is no longer valid anywhere
+    await client.repository(address, "lib/app", [credential]).getManifest("1", 1 << 20);
+    assert.equal(issued, 3);
   });
 
   it("tries Basic credentials in order and names the registry when none works", async () => {
