@@ -1,6 +1,6 @@
 // Pulls from a real docker-registry behind htpasswd (Basic) and behind a bearer-token server.
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -9,7 +9,13 @@ import { isWasmletError } from "../../../src/errors.ts";
 import { ImageService, RegistryClient } from "../../../src/images/index.ts";
 import { buildGuest } from "../../support/guests.ts";
 import { TokenServer } from "../../support/token-server.ts";
-import { pushCncfArtifact } from "./support/publish.ts";
+import {
+  makeTar,
+  pushCncfArtifact,
+  pushContainerImage,
+  pushIndex,
+  pushWasmToOci,
+} from "./support/publish.ts";
 
 const alice = { username: "alice", password: "correct horse", source: "test" };
 const b64 = (s: string) => Buffer.from(s).toString("base64");
@@ -92,6 +98,33 @@ for (const kind of ["htpasswd", "token"] as const) {
       assert.deepEqual(await readFile(image.wasmPath), hello);
     });
 
+    it("pulls every format with credentials: wasm-to-oci, an image with tar layers, an index", async () => {
+      const t = {
+        client: new RegistryClient(),
+        registry: registry().address,
+        repository: "private/formats",
+        credentials: [alice],
+      };
+      await pushWasmToOci(t, "w2o", hello);
+      const image = await pushContainerImage(t, "image", {
+        layers: [await makeTar({ "app/hello.wasm": hello })],
+        config: { Entrypoint: ["/app/hello.wasm"] },
+      });
+      await pushIndex(t, "index", [{ descriptor: image, os: "wasip1", architecture: "wasm" }]);
+      const s = await service(`${kind}-formats`);
+      const pullSecrets = [secret(registry().address, "alice", alice.password)];
+      const pulled = [];
+      for (const tag of ["w2o", "image", "index"])
+        pulled.push(
+          await s.ensure(`${registry().address}/private/formats:${tag}`, { pullSecrets }),
+        );
+      assert.deepEqual(
+        pulled.map((p) => p.format),
+        ["wasm-to-oci", "container-image", "container-image"],
+      );
+      for (const p of pulled) assert.deepEqual(await readFile(p.wasmPath), hello);
+    });
+
     it("pulls with a legacy dockercfg secret and with the node's docker config", async () => {
       const legacy = JSON.stringify({
         [`http://${registry().address}`]: {
@@ -124,5 +157,35 @@ describe("bearer tokens", () => {
     assert.equal(fetched.length, 1);
     assert.deepEqual(fetched[0]?.scopes, ["repository:private/app:pull"]);
     assert.equal(fetched[0]?.account, "alice");
+  });
+
+  it("are fetched anonymously from a token server that lets anyone pull, as for public images", async () => {
+    await mkdir(join(dir, "public"));
+    const publicTokens = await TokenServer.start({
+      dir: join(dir, "public"),
+      users: { alice: alice.password },
+      anonymousPull: true,
+    });
+    const open = await LocalRegistry.start({ tokenAuth: publicTokens.registryAuth });
+    try {
+      const t = { client: new RegistryClient(), registry: open.address, repository: "public/app" };
+      await pushCncfArtifact({ ...t, credentials: [alice] }, "1", hello);
+      const before = publicTokens.requests.length;
+      const image = await (await service("token-public")).ensure(`${open.address}/public/app:1`);
+      assert.deepEqual(await readFile(image.wasmPath), hello);
+      const fetched = publicTokens.requests.slice(before);
+      assert.deepEqual(
+        fetched.map((r) => [r.account, r.scopes, r.status]),
+        [[undefined, ["repository:public/app:pull"], 200]],
+      );
+      await assert.rejects(
+        pushCncfArtifact(t, "2", hello),
+        (e) => isWasmletError(e, "WASMLET_ERR_IMAGE_AUTH_FAILED"),
+        "anonymous callers may pull, not push",
+      );
+    } finally {
+      await open.stop();
+      await publicTokens.stop();
+    }
   });
 });

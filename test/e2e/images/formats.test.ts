@@ -106,6 +106,15 @@ describe("formats", () => {
       [["/hello.wasm", "x"], "_start", "/hello.wasm"],
     );
     await assertRunsHello(docker);
+
+    await pushContainerImage(target("fmt/oci-tar"), "1", {
+      layers: [plain],
+      layerMediaType: MediaType.ociLayerTar,
+      config: { Entrypoint: ["/hello.wasm"] },
+    });
+    const tar = await service.ensure(ref("fmt/oci-tar:1"));
+    assert.equal(tar.imagePath, "/hello.wasm");
+    await assertRunsHello(tar);
   });
 
   it("follows layers: later layers win, whiteouts delete, symlinks resolve; no entrypoint finds the one .wasm", async () => {

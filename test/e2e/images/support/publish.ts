@@ -100,6 +100,8 @@ export interface ContainerImageSpec {
   os?: string;
   architecture?: string;
   docker?: boolean;
+  /** The layers' media type; by default tar+gzip of the OCI or Docker kind. */
+  layerMediaType?: string;
 }
 
 /** An ordinary image (OCI or Docker media types) whose tar layers hold the module. */
@@ -108,7 +110,8 @@ export async function pushContainerImage(
   tag: string,
   spec: ContainerImageSpec,
 ): Promise<Descriptor> {
-  const layerType = spec.docker ? MediaType.dockerLayerTarGzip : MediaType.ociLayerTarGzip;
+  const layerType =
+    spec.layerMediaType ?? (spec.docker ? MediaType.dockerLayerTarGzip : MediaType.ociLayerTarGzip);
   const layers: Descriptor[] = [];
   for (const l of spec.layers) layers.push(await pushBlob(t, l, layerType));
   const config = await pushBlob(
