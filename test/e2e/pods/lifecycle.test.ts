@@ -243,6 +243,23 @@ test("exec probes and hooks: postStart runs first; Ready once the readiness prob
     0,
     "a readiness probe never restarts",
   );
+
+  // Running again after its restart: --previous reads the instance that was killed, not this one.
+  const again = await waitForPod(bed.namespace, "probed", "sick running again", (p) => {
+    const status = p.status?.containerStatuses?.find((c) => c.name === "sick");
+    return (status?.restartCount ?? 0) >= 1 && !!status?.state?.running;
+  });
+  const sickAgain = again.status?.containerStatuses?.find((c) => c.name === "sick");
+  const stampOf = async (args: string[]) => {
+    const log = await logsOf(bed.namespace, "probed", ["-c", "sick", "--timestamps", ...args]);
+    assert.match(log, /^\S+ ready$/m, `${args.join(" ")}: ${log}`);
+    return Date.parse(log.split(" ")[0]!);
+  };
+  const finished = Date.parse(String(sickAgain?.lastState?.terminated?.finishedAt));
+  const started = Date.parse(String(sickAgain?.state?.running?.startedAt));
+  assert.ok((await stampOf(["--previous"])) <= finished, "--previous is the killed instance");
+  // startedAt has whole seconds; the current instance printed after it started.
+  assert.ok((await stampOf([])) >= started, "the plain log is the running instance");
 });
 
 test("a guest that outgrows its memory limit is OOMKilled", async () => {
