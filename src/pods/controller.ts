@@ -200,7 +200,7 @@ export class PodController {
     return this.#lifecycles.size;
   }
 
-  /** Graceful: stops accepting pods and stops every instance within `graceMs`; statuses are rebuilt by the next start. */
+  /** Graceful: stops accepting pods and stops every instance within its pod's grace period, at most `graceMs`; statuses are rebuilt by the next start. */
   async close(graceMs = 10_000): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

@@ -196,7 +196,9 @@ export class PodLifecycle implements StateContext {
   }
 
   /** wasmlet shuts down: stop instances (their statuses are rebuilt on the next start), send nothing more. */
+  /** Stops every instance within the pod's own grace period, or `graceMs` when that is shorter. */
   async shutdown(graceMs: number): Promise<void> {
+    graceMs = Math.min(graceMs, this.graceMs());
     this.#stopped = true;
     if (!this.#abort.signal.aborted) this.#abort.abort();
     this.#patcher.close();

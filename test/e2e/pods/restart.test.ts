@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import type { V1Pod } from "@kubernetes/client-node";
 import { eventually, kubectl, kubectlOk } from "../../support/cluster.ts";
-import { waitForReady } from "../../support/wasmlet.ts";
+import { getNode, waitForReady } from "../../support/wasmlet.ts";
 import {
   applyJson,
   getPod,
@@ -234,4 +234,63 @@ test("force deletion leaves nothing running: the pod is gone and its guest's log
       10_000,
     );
   }
+});
+
+test("SIGTERM stops each pod within its own grace period (at most the shutdown grace), exits 0, and the pods run again when the node returns", async () => {
+  await applyJson(
+    bed.namespace,
+    podManifest(
+      bed,
+      "term-polite",
+      { image: await bed.image("ticker") },
+      { restartPolicy: "Always" },
+    ),
+  );
+  await applyJson(
+    bed.namespace,
+    podManifest(
+      bed,
+      "term-busy",
+      { image: await bed.image("cpuloop") },
+      { restartPolicy: "Always", terminationGracePeriodSeconds: 2 },
+    ),
+  );
+  await waitForPod(bed.namespace, "term-polite", "Running", phaseIs("Running"));
+  await waitForPod(bed.namespace, "term-busy", "Running", phaseIs("Running"));
+  await waitForLogs(bed.namespace, "term-polite", /^tick 2$/m);
+
+  const node = bed.wasmlet;
+  const signalled = Date.now();
+  node.kill("SIGTERM");
+  const { code } = await node.exited;
+  const took = Date.now() - signalled;
+  assert.equal(code, 0, node.output.slice(-2000));
+  // The busy guest ignores the stop and is killed after its 2 s, well before the 30 s shutdown grace.
+  assert.ok(took >= 1500 && took < 8000, `wasmlet exited ${took} ms after SIGTERM`);
+  const ready = (await getNode(node.nodeName))?.status?.conditions?.find((c) => c.type === "Ready");
+  assert.equal(ready?.status, "False");
+  assert.equal(ready?.message, "wasmlet stopped (SIGTERM)");
+
+  const restarted = await bed.restartWasmlet();
+  await waitForReady(restarted.nodeName);
+  for (const name of ["term-polite", "term-busy"]) {
+    const again = await waitForPod(
+      bed.namespace,
+      name,
+      "running again",
+      (p) =>
+        p.status?.containerStatuses?.[0]?.state?.running !== undefined &&
+        (p.status.containerStatuses[0].restartCount ?? 0) >= 1,
+    );
+    assert.equal(again.status?.phase, "Running");
+  }
+  await kubectlOk([
+    "-n",
+    bed.namespace,
+    "delete",
+    "pod",
+    "term-polite",
+    "term-busy",
+    "--wait=true",
+  ]);
 });

@@ -49,6 +49,9 @@ describe("loadConfig", () => {
     assert.equal(config.allowSelfSigned, false);
     assert.equal(config.kubeconfig, kubeconfig);
     assert.deepEqual(config.reserved, { cpuMillis: 0, memoryBytes: 0, ephemeralStorageBytes: 0 });
+    // The kubelet's containerLogMaxSize and containerLogMaxFiles.
+    assert.equal(config.containerLogMaxSizeBytes, 10 * 1024 * 1024);
+    assert.equal(config.containerLogMaxFiles, 5);
   });
 
   it("takes flags over environment over file", async () => {
