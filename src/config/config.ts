@@ -420,7 +420,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     group: "Pods",
     flag: "shutdown-grace-period",
     placeholder: "DURATION",
-    description: "on SIGTERM, how long pods get to stop before wasmlet exits anyway",
+    description:
+      "on SIGTERM, how long pods get to stop (each at most its terminationGracePeriodSeconds) before wasmlet exits anyway",
     parse: positiveDuration,
     default: 30_000,
     defaultText: "30s",
