@@ -68,6 +68,25 @@ interface IngestSource {
   origin: string;
 }
 
+/** Attempts at one blob whose body stream breaks off (the request itself has its own retries). */
+const DOWNLOAD_ATTEMPTS = 3;
+
+/** The blob's body stream failed: the connection, not the content. */
+class BrokenDownload extends Error {
+  readonly origin: string;
+  readonly received: number;
+  constructor(origin: string, received: number, cause: unknown) {
+    super("download broke off", { cause });
+    this.origin = origin;
+    this.received = received;
+  }
+}
+
+function describeCause(cause: unknown): string {
+  const inner = (cause as { cause?: { code?: string; message?: string } })?.cause;
+  return inner?.code ?? inner?.message ?? (cause as Error)?.message ?? String(cause);
+}
+
 export class ContentStore {
   readonly root: string;
   readonly #blobDir: string;
@@ -174,7 +193,29 @@ export class ContentStore {
     return pending;
   }
 
+  /** Downloads again when the connection breaks mid-blob; a wrong blob is not asked for twice. */
   async #download(
+    digest: string,
+    size: number,
+    source: () => Promise<IngestSource>,
+  ): Promise<boolean> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#downloadOnce(digest, size, source);
+      } catch (error) {
+        if (!(error instanceof BrokenDownload)) throw error;
+        if (attempt >= DOWNLOAD_ATTEMPTS) {
+          throw imageError(
+            "WASMLET_ERR_IMAGE_REGISTRY_UNAVAILABLE",
+            `the download of blob ${digest} from ${error.origin} broke off ${attempt} times (last after ${error.received} of ${size} bytes: ${describeCause(error.cause)})`,
+            { cause: error.cause },
+          );
+        }
+      }
+    }
+  }
+
+  async #downloadOnce(
     digest: string,
     size: number,
     source: () => Promise<IngestSource>,
@@ -203,8 +244,20 @@ export class ContentStore {
       body instanceof ReadableStream
         ? Readable.fromWeb(body as import("node:stream/web").ReadableStream<Uint8Array>)
         : Readable.from(body);
+    // The stream that fails first emits first; the pipeline then destroys the others with it.
+    let failedFirst: "body" | "other" | undefined;
+    const file = createWriteStream(tmp);
+    readable.once("error", () => {
+      failedFirst ??= "body";
+    });
+    for (const stream of [check, file])
+      stream.once("error", () => {
+        failedFirst ??= "other";
+      });
     try {
-      await pipeline(readable, check, createWriteStream(tmp));
+      await pipeline(readable, check, file).catch((error: unknown) => {
+        throw failedFirst === "body" ? new BrokenDownload(origin, received, error) : error;
+      });
       const actual = `sha256:${hash.digest("hex")}`;
       if (received !== size) {
         throw imageError(

@@ -89,6 +89,42 @@ describe("content store", () => {
     assert.deepEqual(await readdir(join(dir, "b", "blobs", "sha256")), []);
   });
 
+  it("downloads again when the body breaks off, and says so when it keeps breaking", async () => {
+    const store = new ContentStore(join(dir, "broken"));
+    await store.open();
+    const bytes = Buffer.from("a blob over a flaky link ".repeat(40));
+    const digest = digestOf(bytes);
+    async function* breaking() {
+      yield bytes.subarray(0, 100);
+      await sleep(0);
+      throw Object.assign(new TypeError("terminated"), {
+        cause: Object.assign(new Error("other side closed"), { code: "UND_ERR_SOCKET" }),
+      });
+    }
+    let sources = 0;
+    const flaky = async () => ({
+      body: ++sources < 3 ? breaking() : chunks(bytes),
+      origin: "registry r",
+    });
+    assert.equal(await store.ingest(digest, bytes.length, 1 << 20, flaky), true);
+    assert.equal(sources, 3);
+    assert.deepEqual(await store.read(digest), bytes);
+
+    const other = Buffer.from("never arrives whole ".repeat(25));
+    await assert.rejects(
+      store.ingest(digestOf(other), other.length, 1 << 20, async () => ({
+        body: breaking(),
+        origin: "registry r",
+      })),
+      (e) =>
+        isWasmletError(e, "WASMLET_ERR_IMAGE_REGISTRY_UNAVAILABLE") &&
+        e.message.includes(
+          "from registry r broke off 3 times (last after 100 of 500 bytes: UND_ERR_SOCKET)",
+        ),
+    );
+    assert.deepEqual(await readdir(join(dir, "broken", "ingest")), []);
+  });
+
   it("refuses a blob over the limit before downloading", async () => {
     const store = new ContentStore(join(dir, "c"));
     await store.open();
