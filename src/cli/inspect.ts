@@ -2,6 +2,7 @@
 // entrypoint/cmd/env/working dir, and the module's imports and exports. Pulls the image into the
 // content store first unless it is there (`--pull` to change that).
 import { parseArgs } from "node:util";
+import { missingImports } from "../runtime/index.ts";
 import {
   dataDirHelp,
   ensureImage,
@@ -53,10 +54,14 @@ export async function main(argv: string[]): Promise<number> {
   const { service, image } = await ensureImage(parsed.values, parsed.positionals[0]!, policy);
   const module = await service.compile(image);
   await service.close();
+  const missing = new Set(missingImports(module));
   const imports = WebAssembly.Module.imports(module).map((i) => ({
     module: i.module,
     name: i.name,
     kind: i.kind,
+    provided: !missing.has(
+      i.kind === "function" ? `${i.module}.${i.name}` : `${i.module}.${i.name} (${i.kind})`,
+    ),
   }));
   const exports = WebAssembly.Module.exports(module).map((e) => ({ name: e.name, kind: e.kind }));
   const report = {
@@ -105,7 +110,10 @@ export async function main(argv: string[]): Promise<number> {
   for (const [key, value] of Object.entries(report.annotations))
     lines.push(`Annotation:   ${key}=${value}`);
   lines.push(`Imports (${imports.length}):`);
-  for (const i of imports) lines.push(`  ${i.module}.${i.name} (${i.kind})`);
+  for (const i of imports)
+    lines.push(
+      `  ${i.module}.${i.name} (${i.kind})${i.provided ? "" : " — not provided by wasmlet: a pod of this image fails"}`,
+    );
   lines.push(`Exports (${exports.length}):`);
   for (const e of exports) lines.push(`  ${e.name} (${e.kind})`);
   console.log(lines.join("\n"));

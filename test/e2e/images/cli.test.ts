@@ -1,13 +1,14 @@
 // `wasmlet push`, `pull` and `inspect` as a user runs them, checked with skopeo.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { LocalRegistry } from "../../../src/devcluster/registry.ts";
 import { buildGuest } from "../../support/guests.ts";
+import { buildModule } from "../../unit/images/support/wasm.ts";
 
 const exec = promisify(execFile);
 const main = new URL("../../../src/cli/main.ts", import.meta.url).pathname;
@@ -120,7 +121,25 @@ describe("wasmlet push / pull / inspect", () => {
     const text = await wasmlet(["inspect", ref]);
     assert.match(text.stdout, /Format: +wasm-artifact/);
     assert.match(text.stdout, /Entrypoint: +\(none\)/);
-    assert.match(text.stdout, /wasi_snapshot_preview1\.fd_write \(function\)/);
+    assert.match(text.stdout, /wasi_snapshot_preview1\.fd_write \(function\)\n/);
+    assert.ok(report.imports.every((i: { provided: boolean }) => i.provided));
+
+    const foreign = join(dir, "foreign.wasm");
+    await writeFile(
+      foreign,
+      buildModule({
+        imports: [
+          ["env", "native_gpu"],
+          ["wasi_snapshot_preview1", "fd_write"],
+        ],
+      }),
+    );
+    const foreignRef = `${registry.address}/cli/foreign:v1`;
+    assert.equal((await wasmlet(["push", foreign, foreignRef])).code, 0);
+    const flagged = await wasmlet(["inspect", foreignRef]);
+    assert.equal(flagged.code, 0, flagged.stderr);
+    assert.match(flagged.stdout, /env\.native_gpu \(function\) — not provided by wasmlet/);
+    assert.match(flagged.stdout, /wasi_snapshot_preview1\.fd_write \(function\)\n/);
   });
 
   it("push and pull with credentials; a wrong password is an auth error naming the registry", async () => {
