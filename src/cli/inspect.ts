@@ -2,7 +2,7 @@
 // entrypoint/cmd/env/working dir, and the module's imports and exports. Pulls the image into the
 // content store first unless it is there (`--pull` to change that).
 import { parseArgs } from "node:util";
-import { missingImports } from "../runtime/index.ts";
+import { isProvidedImport } from "../runtime/index.ts";
 import {
   dataDirHelp,
   ensureImage,
@@ -54,14 +54,11 @@ export async function main(argv: string[]): Promise<number> {
   const { service, image } = await ensureImage(parsed.values, parsed.positionals[0]!, policy);
   const module = await service.compile(image);
   await service.close();
-  const missing = new Set(missingImports(module));
   const imports = WebAssembly.Module.imports(module).map((i) => ({
     module: i.module,
     name: i.name,
     kind: i.kind,
-    provided: !missing.has(
-      i.kind === "function" ? `${i.module}.${i.name}` : `${i.module}.${i.name} (${i.kind})`,
-    ),
+    provided: isProvidedImport(i),
   }));
   const exports = WebAssembly.Module.exports(module).map((e) => ({ name: e.name, kind: e.kind }));
   const report = {

@@ -2,7 +2,13 @@
 export { DEFAULT_LOG_ROTATION, type LogRotation } from "../logs/log-writer.ts";
 export { runtimeError } from "./errors.ts";
 export { exitStatus, nearMemoryLimit } from "./exit-status.ts";
-export { checkModule, compileModule, missingImports, SUPPORTED_IMPORTS } from "./module-check.ts";
+export {
+  checkModule,
+  compileModule,
+  isProvidedImport,
+  missingImports,
+  SUPPORTED_IMPORTS,
+} from "./module-check.ts";
 export { niceForCpuRequest } from "./priority.ts";
 export { Runtime, type RuntimeStats } from "./runtime.ts";
 export type {

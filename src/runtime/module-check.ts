@@ -13,19 +13,20 @@ export const SUPPORTED_IMPORTS: Readonly<Record<string, readonly string[]>> = Ob
 
 const supported = new Set(Object.keys(WASI_FUNCTIONS));
 
+/** Whether the runtime provides this import. */
+export function isProvidedImport(item: WebAssembly.ModuleImportDescriptor): boolean {
+  return item.module === WASI_MODULE && item.kind === "function" && supported.has(item.name);
+}
+
 /** The module's imports the runtime lacks, as `module.name` (plus ` (memory)` etc. for non-functions). */
 export function missingImports(module: WebAssembly.Module): string[] {
-  const out: string[] = [];
-  for (const item of WebAssembly.Module.imports(module)) {
-    const ok = item.module === WASI_MODULE && item.kind === "function" && supported.has(item.name);
-    if (!ok)
-      out.push(
-        item.kind === "function"
-          ? `${item.module}.${item.name}`
-          : `${item.module}.${item.name} (${item.kind})`,
-      );
-  }
-  return out;
+  return WebAssembly.Module.imports(module)
+    .filter((item) => !isProvidedImport(item))
+    .map((item) =>
+      item.kind === "function"
+        ? `${item.module}.${item.name}`
+        : `${item.module}.${item.name} (${item.kind})`,
+    );
 }
 
 /** Throws a WasmletError naming what keeps the module from running with this entrypoint. */
