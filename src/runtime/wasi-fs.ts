@@ -1,11 +1,13 @@
 // The guest's descriptor table and every preview1 file-system function, implemented by wasmlet
 // over node:fs instead of node:wasi, for three reasons:
-// - containment: paths are resolved by sandbox-path.ts (no `..`, absolute or symlink escape), which
+// - containment: paths are resolved by sandbox-path.ts from held directory descriptors (no `..`,
+//   absolute or symlink escape, and no race with another guest renaming things meanwhile), which
 //   node:wasi does not guarantee (its resolver lets the OS follow symlinks in directories);
 // - read-only mounts: every mutation under one fails with EROFS, and files there are opened O_RDONLY;
 // - cleanup: files are opened with fs.openSync, which a worker tracks and closes even when it is
 //   terminated in the middle of a CPU loop (node:wasi's descriptors leak on terminate()).
-// Directories hold no host descriptor at all: a directory descriptor is its host path.
+// A directory descriptor holds an O_PATH host descriptor of its directory: paths beneath it are
+// resolved from that, never from a name that could have been swapped.
 //
 // Functions return a WASI errno. They may throw GuestFault (bad pointer → EFAULT), a Node fs error
 // (mapped by its code) or GuestEncodingError (EILSEQ); wasi-host.ts turns those into errno values.
@@ -28,14 +30,21 @@ import {
   readSync,
   renameSync,
   rmdirSync,
-  statSync,
   symlinkSync,
   unlinkSync,
   utimesSync,
   writeSync,
 } from "node:fs";
 import { encodeUtf8, type GuestMemory } from "./guest-memory.ts";
-import { currentBase, type Resolution, resolveBeneath } from "./sandbox-path.ts";
+import {
+  isInside,
+  O_PATH,
+  openDirectory,
+  type Resolution,
+  type Resolved,
+  resolveBeneath,
+  viaDescriptor,
+} from "./sandbox-path.ts";
 import type { OutputStream } from "./types.ts";
 import {
   ALL_RIGHTS,
@@ -77,7 +86,8 @@ interface StdioEntry extends EntryBase {
 }
 interface DirEntry extends EntryBase {
   kind: "dir";
-  host: string;
+  /** O_PATH host descriptor of the directory. */
+  fd: number;
   mount: PreopenMount;
   /** Guest path of a preopened directory. */
   preopen: string | undefined;
@@ -155,7 +165,7 @@ export class WasiFs {
     for (const mount of mounts) {
       this.#fds.set(fd++, {
         kind: "dir",
-        host: mount.root,
+        fd: openDirectory(mount.root),
         mount,
         preopen: mount.guestPath,
         listing: undefined,
@@ -173,7 +183,7 @@ export class WasiFs {
   /** Closes every host descriptor (the instance ended). */
   closeAll(): void {
     for (const entry of this.#fds.values()) {
-      if (entry.kind === "file") {
+      if (entry.kind === "file" || entry.kind === "dir") {
         try {
           closeSync(entry.fd);
         } catch {}
@@ -209,7 +219,26 @@ export class WasiFs {
 
   #resolve(dir: DirEntry, pathPointer: number, pathLength: number, follow: boolean): Resolution {
     const path = this.#memory.string(pathPointer, pathLength);
-    return resolveBeneath(dir.host, dir.mount.root, path, follow);
+    const inside = stillInsideMount(dir);
+    if (inside !== Errno.SUCCESS) return { ok: false, errno: inside };
+    return resolveBeneath(dir.fd, path, follow);
+  }
+
+  /** Resolves a path and runs `operation` on it, releasing what the resolution holds after. */
+  #at(
+    dir: DirEntry,
+    pathPointer: number,
+    pathLength: number,
+    follow: boolean,
+    operation: (resolved: Resolved) => number,
+  ): number {
+    const r = this.#resolve(dir, pathPointer, pathLength, follow);
+    if (!r.ok) return r.errno;
+    try {
+      return operation(r);
+    } finally {
+      r.close();
+    }
   }
 
   #writeFilestat(pointer: number, stat: BigIntStats | undefined, filetype?: number): void {
@@ -253,7 +282,7 @@ export class WasiFs {
     const entry = this.entry(fd);
     if (!entry) return Errno.EBADF;
     this.#fds.delete(fd >>> 0);
-    if (entry.kind === "file") closeSync(entry.fd);
+    if (entry.kind === "file" || entry.kind === "dir") closeSync(entry.fd);
     return Errno.SUCCESS;
   }
 
@@ -320,12 +349,8 @@ export class WasiFs {
   fd_filestat_get(fd: number, pointer: number): number {
     const entry = this.entry(fd);
     if (!entry) return Errno.EBADF;
-    if (entry.kind === "file") {
+    if (entry.kind === "file" || entry.kind === "dir") {
       this.#writeFilestat(pointer, fstatSync(entry.fd, { bigint: true }));
-    } else if (entry.kind === "dir") {
-      const base = currentBase(entry.host, entry.mount.root);
-      if (!base.ok) return base.errno;
-      this.#writeFilestat(pointer, statSync(base.host, { bigint: true }));
     } else {
       this.#writeFilestat(pointer, undefined, Filetype.UNKNOWN);
     }
@@ -348,17 +373,11 @@ export class WasiFs {
     if (!entry) return Errno.EBADF;
     if (entry.kind !== "file" && entry.kind !== "dir") return Errno.EINVAL;
     if (entry.mount.readOnly) return Errno.EROFS;
-    if (entry.kind === "file") {
-      const times = this.#times(fstatSync(entry.fd, { bigint: true }), atim, mtim, flags);
-      if (typeof times === "number") return times;
-      futimesSync(entry.fd, times[0], times[1]);
-    } else {
-      const base = currentBase(entry.host, entry.mount.root);
-      if (!base.ok) return base.errno;
-      const times = this.#times(statSync(base.host, { bigint: true }), atim, mtim, flags);
-      if (typeof times === "number") return times;
-      utimesSync(base.host, times[0], times[1]);
-    }
+    const times = this.#times(fstatSync(entry.fd, { bigint: true }), atim, mtim, flags);
+    if (typeof times === "number") return times;
+    // An O_PATH descriptor takes no futimes; its /proc link reaches the same directory.
+    if (entry.kind === "file") futimesSync(entry.fd, times[0], times[1]);
+    else utimesSync(viaDescriptor(entry.fd), times[0], times[1]);
     return Errno.SUCCESS;
   }
 
@@ -529,9 +548,9 @@ export class WasiFs {
     m.check(buffer, capacity);
     m.check(usedPointer, 4);
     if (cookie === 0n || !dir.listing) {
-      const base = currentBase(dir.host, dir.mount.root);
-      if (!base.ok) return base.errno;
-      dir.listing = listDirectory(base.host, dir.host === dir.mount.root);
+      const inside = stillInsideMount(dir);
+      if (inside !== Errno.SUCCESS) return inside;
+      dir.listing = listDirectory(dir.fd, dir.preopen !== undefined);
     }
     let used = 0;
     const start =
@@ -556,7 +575,7 @@ export class WasiFs {
     const target = this.entry(to);
     if (!source || !target) return Errno.EBADF;
     if (from >>> 0 === to >>> 0) return Errno.SUCCESS;
-    if (target.kind === "file") closeSync(target.fd);
+    if (target.kind === "file" || target.kind === "dir") closeSync(target.fd);
     this.#fds.set(to >>> 0, source);
     this.#fds.delete(from >>> 0);
     return Errno.SUCCESS;
@@ -597,16 +616,18 @@ export class WasiFs {
   }
 
   // ---- path functions ----
+  // Each acts on `r.host`, one name inside a held directory, with a call that does not follow a
+  // final symlink (mkdir, unlink, rmdir, rename, link, symlink, readlink, lutimes, O_NOFOLLOW).
 
   path_create_directory(fd: number, pathPointer: number, pathLength: number): number {
     const dir = this.#dir(fd);
     if (typeof dir === "number") return dir;
-    const r = this.#resolve(dir, pathPointer, pathLength, false);
-    if (!r.ok) return r.errno;
-    if (dir.mount.readOnly) return Errno.EROFS;
-    if (r.stat) return Errno.EEXIST;
-    mkdirSync(r.host, 0o777);
-    return Errno.SUCCESS;
+    return this.#at(dir, pathPointer, pathLength, false, (r) => {
+      if (dir.mount.readOnly) return Errno.EROFS;
+      if (r.stat) return Errno.EEXIST;
+      mkdirSync(r.host, 0o777);
+      return Errno.SUCCESS;
+    });
   }
 
   path_filestat_get(
@@ -619,11 +640,12 @@ export class WasiFs {
     const dir = this.#dir(fd);
     if (typeof dir === "number") return dir;
     this.#memory.check(out, FILESTAT_SIZE);
-    const r = this.#resolve(dir, pathPointer, pathLength, (flags & LOOKUP_SYMLINK_FOLLOW) !== 0);
-    if (!r.ok) return r.errno;
-    if (!r.stat) return Errno.ENOENT;
-    this.#writeFilestat(out, r.stat);
-    return Errno.SUCCESS;
+    const follow = (flags & LOOKUP_SYMLINK_FOLLOW) !== 0;
+    return this.#at(dir, pathPointer, pathLength, follow, (r) => {
+      if (!r.stat) return Errno.ENOENT;
+      this.#writeFilestat(out, r.stat);
+      return Errno.SUCCESS;
+    });
   }
 
   path_filestat_set_times(
@@ -638,15 +660,16 @@ export class WasiFs {
     const dir = this.#dir(fd);
     if (typeof dir === "number") return dir;
     const follow = (flags & LOOKUP_SYMLINK_FOLLOW) !== 0;
-    const r = this.#resolve(dir, pathPointer, pathLength, follow);
-    if (!r.ok) return r.errno;
-    if (dir.mount.readOnly) return Errno.EROFS;
-    if (!r.stat) return Errno.ENOENT;
-    const times = this.#times(r.stat, atim, mtim, fstflags);
-    if (typeof times === "number") return times;
-    if (r.stat.isSymbolicLink()) lutimesSync(r.host, times[0], times[1]);
-    else utimesSync(r.host, times[0], times[1]);
-    return Errno.SUCCESS;
+    return this.#at(dir, pathPointer, pathLength, follow, (r) => {
+      if (dir.mount.readOnly) return Errno.EROFS;
+      if (!r.stat) return Errno.ENOENT;
+      const times = this.#times(r.stat, atim, mtim, fstflags);
+      if (typeof times === "number") return times;
+      // A held directory itself is reached through its /proc link, which must be followed.
+      if (r.name === undefined) utimesSync(r.host, times[0], times[1]);
+      else lutimesSync(r.host, times[0], times[1]);
+      return Errno.SUCCESS;
+    });
   }
 
   path_link(
@@ -662,22 +685,19 @@ export class WasiFs {
     if (typeof from === "number") return from;
     const to = this.#dir(newFd);
     if (typeof to === "number") return to;
-    const source = this.#resolve(
-      from,
-      oldPointer,
-      oldLength,
-      (oldFlags & LOOKUP_SYMLINK_FOLLOW) !== 0,
+    const follow = (oldFlags & LOOKUP_SYMLINK_FOLLOW) !== 0;
+    return this.#at(from, oldPointer, oldLength, follow, (source) =>
+      this.#at(to, newPointer, newLength, false, (target) => {
+        if (from.mount.readOnly || to.mount.readOnly) return Errno.EROFS;
+        if (from.mount !== to.mount) return Errno.EXDEV;
+        if (!source.stat) return Errno.ENOENT;
+        if (source.stat.isDirectory()) return Errno.EPERM;
+        if (target.stat) return Errno.EEXIST;
+        // link(2) does not follow a final symlink: the name itself is linked.
+        linkSync(source.host, target.host);
+        return Errno.SUCCESS;
+      }),
     );
-    if (!source.ok) return source.errno;
-    const target = this.#resolve(to, newPointer, newLength, false);
-    if (!target.ok) return target.errno;
-    if (from.mount.readOnly || to.mount.readOnly) return Errno.EROFS;
-    if (from.mount !== to.mount) return Errno.EXDEV;
-    if (!source.stat) return Errno.ENOENT;
-    if (source.stat.isDirectory()) return Errno.EPERM;
-    if (target.stat) return Errno.EEXIST;
-    linkSync(source.host, target.host);
-    return Errno.SUCCESS;
   }
 
   path_open(
@@ -698,72 +718,79 @@ export class WasiFs {
     const inheriting = BigInt.asUintN(64, rightsInheriting);
     const o = oflags & 0xffff;
     const f = fdflags & 0xffff;
-    const r = this.#resolve(dir, pathPointer, pathLength, (dirflags & LOOKUP_SYMLINK_FOLLOW) !== 0);
-    if (!r.ok) return r.errno;
-    if (dir.mount.readOnly) {
-      // Only an open that asks to write is refused. Go's os.Open (O_RDONLY) still asks for
-      // fd_filestat_set_size among its rights: such an open gets a read-only descriptor, and the
-      // calls that change the file fail with EROFS later.
-      if (
-        (base & Rights.FD_WRITE) !== 0n ||
-        o & (Oflags.CREAT | Oflags.TRUNC) ||
-        f & Fdflags.APPEND
-      ) {
-        return Errno.EROFS;
+    const follow = (dirflags & LOOKUP_SYMLINK_FOLLOW) !== 0;
+    return this.#at(dir, pathPointer, pathLength, follow, (r) => {
+      if (dir.mount.readOnly) {
+        // Only an open that asks to write is refused. Go's os.Open (O_RDONLY) still asks for
+        // fd_filestat_set_size among its rights: such an open gets a read-only descriptor, and
+        // the calls that change the file fail with EROFS later.
+        if (
+          (base & Rights.FD_WRITE) !== 0n ||
+          o & (Oflags.CREAT | Oflags.TRUNC) ||
+          f & Fdflags.APPEND
+        ) {
+          return Errno.EROFS;
+        }
+        base &= ~WRITE_RIGHTS;
       }
-      base &= ~WRITE_RIGHTS;
-    }
-    const write = (base & WRITE_RIGHTS) !== 0n;
-    const read = (base & READ_RIGHTS) !== 0n;
-    if (r.stat?.isSymbolicLink()) return Errno.ELOOP;
-    if (r.stat && o & Oflags.CREAT && o & Oflags.EXCL) return Errno.EEXIST;
-    if (!r.stat && !(o & Oflags.CREAT)) return Errno.ENOENT;
-    if (r.stat?.isDirectory()) {
-      if (write || o & Oflags.TRUNC) return Errno.EISDIR;
+      const write = (base & WRITE_RIGHTS) !== 0n;
+      const read = (base & READ_RIGHTS) !== 0n;
+      if (r.stat?.isSymbolicLink()) return Errno.ELOOP;
+      if (r.stat && o & Oflags.CREAT && o & Oflags.EXCL) return Errno.EEXIST;
+      if (!r.stat && !(o & Oflags.CREAT)) return Errno.ENOENT;
+      if (r.stat?.isDirectory()) {
+        if (write || o & Oflags.TRUNC) return Errno.EISDIR;
+        // A name is opened without following it (a swapped-in symlink fails); a held directory
+        // is reached through its /proc link.
+        const nofollow = r.name === undefined ? 0 : O.O_NOFOLLOW;
+        return this.#finishOpen(fdPointer, {
+          kind: "dir",
+          fd: openSync(r.host, O_PATH | O.O_DIRECTORY | nofollow),
+          mount: dir.mount,
+          preopen: undefined,
+          listing: undefined,
+          rightsBase: base,
+          rightsInheriting: inheriting,
+          fdflags: 0,
+        });
+      }
+      if (o & Oflags.DIRECTORY) return r.stat ? Errno.ENOTDIR : Errno.ENOENT;
+      let flags = write ? (read ? O.O_RDWR : O.O_WRONLY) : O.O_RDONLY;
+      // NONBLOCK always: a regular file swapped for a FIFO after the check must not block the
+      // thread in open(2) (it changes nothing for regular files).
+      flags |= O.O_NOFOLLOW | O.O_NONBLOCK;
+      if (o & Oflags.CREAT) flags |= O.O_CREAT;
+      if (o & Oflags.EXCL) flags |= O.O_EXCL;
+      if (o & Oflags.TRUNC) flags |= O.O_TRUNC;
+      if (f & Fdflags.APPEND) flags |= O.O_APPEND;
+      const hostFd = openSync(r.host, flags, 0o666);
+      let filetype: number = Filetype.REGULAR_FILE;
+      try {
+        filetype = filetypeOf(fstatSync(hostFd));
+      } catch {}
       return this.#finishOpen(fdPointer, {
-        kind: "dir",
-        host: r.host,
+        kind: "file",
+        fd: hostFd,
         mount: dir.mount,
-        preopen: undefined,
-        listing: undefined,
+        filetype,
+        position: 0,
+        seekable: filetype === Filetype.REGULAR_FILE || filetype === Filetype.BLOCK_DEVICE,
+        readable: read || !write,
+        writable: write,
         rightsBase: base,
         rightsInheriting: inheriting,
-        fdflags: 0,
+        fdflags: f & (Fdflags.APPEND | Fdflags.NONBLOCK),
       });
-    }
-    if (o & Oflags.DIRECTORY) return r.stat ? Errno.ENOTDIR : Errno.ENOENT;
-    let flags = write ? (read ? O.O_RDWR : O.O_WRONLY) : O.O_RDONLY;
-    flags |= O.O_NOFOLLOW;
-    if (o & Oflags.CREAT) flags |= O.O_CREAT;
-    if (o & Oflags.EXCL) flags |= O.O_EXCL;
-    if (o & Oflags.TRUNC) flags |= O.O_TRUNC;
-    if (f & Fdflags.APPEND) flags |= O.O_APPEND;
-    if (r.stat && !r.stat.isFile()) flags |= O.O_NONBLOCK;
-    const hostFd = openSync(r.host, flags, 0o666);
-    let filetype: number = Filetype.REGULAR_FILE;
-    try {
-      filetype = filetypeOf(fstatSync(hostFd));
-    } catch {}
-    const result = this.#finishOpen(fdPointer, {
-      kind: "file",
-      fd: hostFd,
-      mount: dir.mount,
-      filetype,
-      position: 0,
-      seekable: filetype === Filetype.REGULAR_FILE || filetype === Filetype.BLOCK_DEVICE,
-      readable: read || !write,
-      writable: write,
-      rightsBase: base,
-      rightsInheriting: inheriting,
-      fdflags: f & (Fdflags.APPEND | Fdflags.NONBLOCK),
     });
-    if (result !== Errno.SUCCESS) closeSync(hostFd);
-    return result;
   }
 
-  #finishOpen(fdPointer: number, entry: Entry): number {
+  /** Gives the entry a guest descriptor, or closes its host descriptor when none is left. */
+  #finishOpen(fdPointer: number, entry: FileEntry | DirEntry): number {
     const fd = this.#insert(entry);
-    if (fd < 0) return -fd;
+    if (fd < 0) {
+      closeSync(entry.fd);
+      return -fd;
+    }
     this.#memory.setU32(fdPointer, fd);
     return Errno.SUCCESS;
   }
@@ -780,27 +807,28 @@ export class WasiFs {
     if (typeof dir === "number") return dir;
     this.#memory.check(buffer, bufferLength);
     this.#memory.check(usedPointer, 4);
-    const r = this.#resolve(dir, pathPointer, pathLength, false);
-    if (!r.ok) return r.errno;
-    if (!r.stat) return Errno.ENOENT;
-    if (!r.stat.isSymbolicLink()) return Errno.EINVAL;
-    const target = readlinkSync(r.host, { encoding: "buffer" });
-    const n = this.#memory.writeString(buffer, bufferLength, target);
-    this.#memory.setU32(usedPointer, n);
-    return Errno.SUCCESS;
+    return this.#at(dir, pathPointer, pathLength, false, (r) => {
+      if (!r.stat) return Errno.ENOENT;
+      if (!r.stat.isSymbolicLink()) return Errno.EINVAL;
+      const target = readlinkSync(r.host, { encoding: "buffer" });
+      const n = this.#memory.writeString(buffer, bufferLength, target);
+      this.#memory.setU32(usedPointer, n);
+      return Errno.SUCCESS;
+    });
   }
 
   path_remove_directory(fd: number, pathPointer: number, pathLength: number): number {
     const dir = this.#dir(fd);
     if (typeof dir === "number") return dir;
-    const r = this.#resolve(dir, pathPointer, pathLength, false);
-    if (!r.ok) return r.errno;
-    if (dir.mount.readOnly) return Errno.EROFS;
-    if (!r.stat) return Errno.ENOENT;
-    if (!r.stat.isDirectory()) return Errno.ENOTDIR;
-    if (r.host === dir.mount.root) return Errno.EBUSY;
-    rmdirSync(r.host);
-    return Errno.SUCCESS;
+    return this.#at(dir, pathPointer, pathLength, false, (r) => {
+      if (dir.mount.readOnly) return Errno.EROFS;
+      if (!r.stat) return Errno.ENOENT;
+      if (!r.stat.isDirectory()) return Errno.ENOTDIR;
+      // A held directory (".", the mount root, "a/..") is in use by this very call.
+      if (r.name === undefined) return Errno.EBUSY;
+      rmdirSync(r.host);
+      return Errno.SUCCESS;
+    });
   }
 
   path_rename(
@@ -815,16 +843,16 @@ export class WasiFs {
     if (typeof from === "number") return from;
     const to = this.#dir(newFd);
     if (typeof to === "number") return to;
-    const source = this.#resolve(from, oldPointer, oldLength, false);
-    if (!source.ok) return source.errno;
-    const target = this.#resolve(to, newPointer, newLength, false);
-    if (!target.ok) return target.errno;
-    if (from.mount.readOnly || to.mount.readOnly) return Errno.EROFS;
-    if (from.mount !== to.mount) return Errno.EXDEV;
-    if (!source.stat) return Errno.ENOENT;
-    if (source.host === from.mount.root || target.host === to.mount.root) return Errno.EBUSY;
-    renameSync(source.host, target.host);
-    return Errno.SUCCESS;
+    return this.#at(from, oldPointer, oldLength, false, (source) =>
+      this.#at(to, newPointer, newLength, false, (target) => {
+        if (from.mount.readOnly || to.mount.readOnly) return Errno.EROFS;
+        if (from.mount !== to.mount) return Errno.EXDEV;
+        if (!source.stat) return Errno.ENOENT;
+        if (source.name === undefined || target.name === undefined) return Errno.EBUSY;
+        renameSync(source.host, target.host);
+        return Errno.SUCCESS;
+      }),
+    );
   }
 
   path_symlink(
@@ -837,45 +865,65 @@ export class WasiFs {
     const dir = this.#dir(fd);
     if (typeof dir === "number") return dir;
     const target = this.#memory.string(oldPointer, oldLength);
-    const r = this.#resolve(dir, newPointer, newLength, false);
-    if (!r.ok) return r.errno;
-    if (dir.mount.readOnly) return Errno.EROFS;
-    if (target.length === 0 || target.includes("\0")) return Errno.EINVAL;
-    // An absolute target would point at the host's file system, never at the guest's.
-    if (target.startsWith("/")) return Errno.ENOTCAPABLE;
-    if (r.stat) return Errno.EEXIST;
-    symlinkSync(target, r.host);
-    return Errno.SUCCESS;
+    return this.#at(dir, newPointer, newLength, false, (r) => {
+      if (dir.mount.readOnly) return Errno.EROFS;
+      if (target.length === 0 || target.includes("\0")) return Errno.EINVAL;
+      // An absolute target would point at the host's file system, never at the guest's.
+      if (target.startsWith("/")) return Errno.ENOTCAPABLE;
+      if (r.stat) return Errno.EEXIST;
+      symlinkSync(target, r.host);
+      return Errno.SUCCESS;
+    });
   }
 
   path_unlink_file(fd: number, pathPointer: number, pathLength: number): number {
     const dir = this.#dir(fd);
     if (typeof dir === "number") return dir;
-    const r = this.#resolve(dir, pathPointer, pathLength, false);
-    if (!r.ok) return r.errno;
-    if (dir.mount.readOnly) return Errno.EROFS;
-    if (!r.stat) return Errno.ENOENT;
-    if (r.stat.isDirectory()) return Errno.EISDIR;
-    unlinkSync(r.host);
-    return Errno.SUCCESS;
+    return this.#at(dir, pathPointer, pathLength, false, (r) => {
+      if (dir.mount.readOnly) return Errno.EROFS;
+      if (!r.stat) return Errno.ENOENT;
+      if (r.stat.isDirectory()) return Errno.EISDIR;
+      unlinkSync(r.host);
+      return Errno.SUCCESS;
+    });
   }
 }
 
-function listDirectory(host: string, isMountRoot: boolean): DirListingEntry[] {
+/**
+ * A directory opened below a mount stays usable while it is inside that mount. Another container
+ * that mounts more of the same volume could move it out (a subPath's directory renamed into the
+ * volume's top); the kernel would refuse that across bind mounts, so wasmlet refuses it here.
+ */
+function stillInsideMount(dir: DirEntry): number {
+  if (dir.preopen !== undefined) return Errno.SUCCESS;
+  let where: string;
+  try {
+    where = readlinkSync(viaDescriptor(dir.fd));
+  } catch {
+    return Errno.ENOENT;
+  }
+  return isInside(where, dir.mount.root) ? Errno.SUCCESS : Errno.ENOTCAPABLE;
+}
+
+function listDirectory(dirFd: number, isMountRoot: boolean): DirListingEntry[] {
   const out: DirListingEntry[] = [];
-  const self = lstatSync(host, { bigint: true });
+  const self = fstatSync(dirFd, { bigint: true });
   out.push({ name: encodeUtf8("."), ino: self.ino, type: Filetype.DIRECTORY });
   let parentIno = self.ino;
   if (!isMountRoot) {
     try {
-      parentIno = lstatSync(`${host}/..`, { bigint: true }).ino;
+      parentIno = lstatSync(viaDescriptor(dirFd, ".."), { bigint: true }).ino;
     } catch {}
   }
   out.push({ name: encodeUtf8(".."), ino: parentIno, type: Filetype.DIRECTORY });
-  for (const dirent of readdirSync(host, { withFileTypes: true, encoding: "buffer" })) {
+  // readdir opens the /proc link, which reaches the held directory whatever its name is now.
+  for (const dirent of readdirSync(viaDescriptor(dirFd), {
+    withFileTypes: true,
+    encoding: "buffer",
+  })) {
     let ino = 0n;
     try {
-      ino = lstatSync(`${host}/${dirent.name.toString()}`, { bigint: true }).ino;
+      ino = lstatSync(viaDescriptor(dirFd, dirent.name.toString()), { bigint: true }).ino;
     } catch {}
     out.push({ name: new Uint8Array(dirent.name), ino, type: filetypeOf(dirent) });
   }

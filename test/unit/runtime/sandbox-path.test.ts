@@ -1,13 +1,26 @@
 import assert from "node:assert/strict";
-import { mkdirSync, realpathSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  mkdirSync,
+  readdirSync,
+  readlinkSync,
+  realpathSync,
+  renameSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { resolveBeneath } from "../../../src/runtime/sandbox-path.ts";
+import { openDirectory, resolveBeneath } from "../../../src/runtime/sandbox-path.ts";
 import { Errno } from "../../../src/runtime/wasi-abi.ts";
 import { tempDir } from "./helpers.ts";
 
 const dir = tempDir();
-after(() => dir.remove());
+const held: number[] = [];
+after(() => {
+  for (const fd of held) closeSync(fd);
+  dir.remove();
+});
 const top = realpathSync(dir.path);
 const root = join(top, "root");
 mkdirSync(join(root, "a", "b"), { recursive: true });
@@ -20,9 +33,20 @@ symlinkSync("loop", join(root, "loop"));
 symlinkSync("missing", join(root, "dangling"));
 symlinkSync("file", join(root, "a", "b", "self"));
 
-const resolve = (path: string, follow = true, base = root) => {
-  const r = resolveBeneath(base, root, path, follow);
-  return r.ok ? r.host.slice(root.length) || "/" : r.errno;
+const rootFd = openDirectory(root);
+held.push(rootFd);
+
+/** Where a resolution lands, as a path below the root, or its errno. */
+const resolve = (path: string, follow = true, base = rootFd) => {
+  const r = resolveBeneath(base, path, follow);
+  if (!r.ok) return r.errno;
+  try {
+    const where = readlinkSync(`/proc/self/fd/${r.dir}`);
+    const full = r.name === undefined ? where : `${where}/${r.name}`;
+    return full.slice(root.length) || "/";
+  } finally {
+    r.close();
+  }
 };
 
 test("paths resolve inside the directory, following symlinks that stay inside", () => {
@@ -50,7 +74,9 @@ test("nothing resolves outside: .., absolute paths and symlinks out are ENOTCAPA
   assert.equal(resolve("a/b/up2/.."), Errno.ENOTCAPABLE);
   assert.equal(resolve("ab/../../.."), Errno.ENOTCAPABLE);
   // Relative to a subdirectory, its parent is outside too (WASI: the base directory bounds).
-  assert.equal(resolve("..", true, join(root, "a")), Errno.ENOTCAPABLE);
+  const a = openDirectory(join(root, "a"));
+  held.push(a);
+  assert.equal(resolve("..", true, a), Errno.ENOTCAPABLE);
 });
 
 test("bad paths get the POSIX errno", () => {
@@ -63,11 +89,24 @@ test("bad paths get the POSIX errno", () => {
   assert.equal(resolve("a/b/file/"), Errno.ENOTDIR);
 });
 
-test("a directory descriptor whose directory was swapped for a symlink out is refused", () => {
-  const base = join(root, "moving");
-  mkdirSync(base);
-  assert.equal(resolve(".", true, base), "/moving");
-  renameSync(base, join(root, "moved"));
-  symlinkSync("../out", base);
-  assert.equal(resolve(".", true, base), Errno.ENOTCAPABLE);
+test("a held directory is followed wherever it moves; a symlink in its old place is ignored", () => {
+  mkdirSync(join(root, "moving"));
+  writeFileSync(join(root, "moving", "f"), "x");
+  const moving = openDirectory(join(root, "moving"));
+  held.push(moving);
+  renameSync(join(root, "moving"), join(root, "moved"));
+  symlinkSync("../out", join(root, "moving"));
+  assert.equal(resolve("f", true, moving), "/moved/f");
+  assert.equal(resolve(".", true, moving), "/moved");
+});
+
+test("over-long paths fail as in the kernel, and a resolution releases what it held", () => {
+  assert.equal(resolve("a/".repeat(2049)), Errno.ENAMETOOLONG);
+  const before = readdirSync("/proc/self/fd").length;
+  for (let i = 0; i < 100; i++) {
+    resolve("a/b/file");
+    resolve("a/b/up2/a/b/missing");
+    resolve("a/b/out/x");
+  }
+  assert.equal(readdirSync("/proc/self/fd").length, before);
 });
