@@ -2,8 +2,8 @@
 // layout), keeps ConfigMap/Secret/downwardAPI/projected contents current through the atomic
 // writer, measures emptyDir usage against sizeLimit, and turns a container's volumeMounts into the
 // plain mount list the runtime takes.
-import { cp, lstat, mkdir, readdir, realpath, rm } from "node:fs/promises";
-import { join, relative, resolve, sep } from "node:path";
+import { cp, lstat, mkdir, readdir, rm } from "node:fs/promises";
+import { join, resolve } from "node:path";
 import type {
   V1ConfigMap,
   V1Container,
@@ -19,9 +19,10 @@ import {
   validatePayloadPath,
   writeAtomic,
 } from "./atomic-writer.ts";
+import { type Walked, walkBeneath } from "./beneath.ts";
 import { volumeError } from "./errors.ts";
 import { type DownwardContext, podFieldValue, resourceFieldValue } from "./field-ref.ts";
-import { checkHostPathType, type HostPathPolicy, hostPathAllowed } from "./host-path.ts";
+import { type HostPathPolicy, prepareHostPath } from "./host-path.ts";
 import type { VolumeSourcePort } from "./ports.ts";
 import { bytesOf } from "./quantity.ts";
 
@@ -113,11 +114,6 @@ interface CachedToken {
   expiresAt: number;
 }
 
-function within(root: string, path: string): boolean {
-  const rel = relative(root, path);
-  return rel === "" || (!rel.startsWith(`..${sep}`) && rel !== ".." && !rel.startsWith(sep));
-}
-
 export function validateSubPath(subPath: string): void {
   if (subPath.startsWith("/"))
     throw volumeError(
@@ -189,14 +185,8 @@ export class VolumeManager {
     }
     if (kind === "hostPath") {
       const path = volume.hostPath?.path ?? "";
-      if (!hostPathAllowed(this.#hostPath, path)) {
-        throw volumeError(
-          "WASMLET_ERR_VOLUME_SETUP",
-          `hostPath ${path} is not allowed by this node's configuration`,
-        );
-      }
-      await checkHostPathType(path, volume.hostPath?.type);
-      return { name: volume.name, kind, hostPath: path, alwaysReadOnly: false };
+      const hostPath = await prepareHostPath(this.#hostPath, path, volume.hostPath?.type);
+      return { name: volume.name, kind, hostPath, alwaysReadOnly: false };
     }
     const dir = this.volumeDir(uid, kind, volume.name);
     if (kind === "emptyDir") {
@@ -442,13 +432,18 @@ export class VolumeManager {
       } catch (error) {
         throw prepareError(messageOf(error));
       }
-      const root = await realpath(volume.hostPath);
-      const wanted = join(volume.hostPath, request.subPath);
+      // Walked by descriptors, never following a symlink out of the volume, creating only inside
+      // it (beneath.ts); symlinks that stay inside are followed, like the kubelet's.
+      let walked: Walked;
+      try {
+        walked = walkBeneath(volume.hostPath, request.subPath, {
+          symlinks: "within",
+          ...(volume.alwaysReadOnly ? {} : { create: "directory" }),
+        });
+      } catch (error) {
+        throw prepareError(messageOf(error));
+      }
       if (volume.alwaysReadOnly) {
-        const resolved = await realpath(wanted).catch(() => undefined);
-        if (resolved === undefined)
-          throw prepareError(`${request.subPath} does not exist in the volume`);
-        if (!within(root, resolved)) throw prepareError(`${request.subPath} is outside the volume`);
         const copy = join(
           this.podDir(uid),
           "volume-subpaths",
@@ -458,7 +453,8 @@ export class VolumeManager {
         );
         await rm(copy, { recursive: true, force: true });
         await mkdir(join(copy, ".."), { recursive: true });
-        await cp(resolved, copy, { recursive: true, dereference: true });
+        // The volume's content is wasmlet's own (never guest-writable), so its links can be followed.
+        await cp(walked.path, copy, { recursive: true, dereference: true });
         mounts.push({
           hostPath: copy,
           guestPath: request.mountPath,
@@ -466,15 +462,11 @@ export class VolumeManager {
           kind: await kindOf(copy),
         });
       } else {
-        const existing = await lstat(wanted).catch(() => undefined);
-        if (!existing) await mkdir(wanted, { recursive: true, mode: 0o755 });
-        const resolved = await realpath(wanted);
-        if (!within(root, resolved)) throw prepareError(`${request.subPath} is outside the volume`);
         mounts.push({
-          hostPath: resolved,
+          hostPath: walked.path,
           guestPath: request.mountPath,
           readOnly,
-          kind: await kindOf(resolved),
+          kind: walked.stat.isDirectory() ? "directory" : "file",
         });
       }
     }

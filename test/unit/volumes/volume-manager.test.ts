@@ -1,8 +1,20 @@
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { once } from "node:events";
+import {
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  realpath,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { after, test } from "node:test";
+import { Worker } from "node:worker_threads";
 import type { V1Pod, V1Volume } from "@kubernetes/client-node";
 import { hostPathAllowed } from "../../../src/volumes/host-path.ts";
 import { VolumeManager } from "../../../src/volumes/volume-manager.ts";
@@ -310,4 +322,149 @@ test("tearDown and removeOrphans delete only wasmlet's directories", async () =>
   await manager.tearDown(keep.metadata!.uid!);
   await assert.rejects(stat(manager.podDir(keep.metadata!.uid!)));
   assert.throws(() => manager.podDir("../etc"), { code: "WASMLET_ERR_VOLUME_PATH" });
+});
+
+/** An emptyDir pod set up, with the emptyDir's host directory and a host directory outside it. */
+async function emptyDirWithOutside() {
+  const { manager } = setup();
+  const pod = podWith([{ name: "data", emptyDir: {} }]);
+  const { volumes } = await manager.setUp(pod, context);
+  const data = volumes.get("data")!.hostPath;
+  const outside = join(root, `outside-${n}`);
+  await mkdir(outside);
+  const mount = (subPath: string) =>
+    manager.containerMounts(
+      pod,
+      { name: "app" },
+      [{ name: "data", mountPath: "/m", subPath }],
+      volumes,
+    );
+  return { data, outside, mount };
+}
+
+test("subPath through a guest's symlink out of an emptyDir is refused, and nothing is made outside", async () => {
+  const { data, outside, mount } = await emptyDirWithOutside();
+  await symlink(relative(data, outside), join(data, "a"));
+  const error = await mount("a/b/c").then(
+    () => assert.fail("the mount was prepared"),
+    (error: Error & { code?: string }) => error,
+  );
+  assert.deepEqual(await readdir(outside), [], "nothing was created outside the volume");
+  assert.equal(error.code, "WASMLET_ERR_VOLUME_PATH");
+  assert.equal(
+    error.message,
+    `failed to prepare subPath for volumeMount "data" of container "app": a/b/c is outside the volume: symlink a -> ${relative(data, outside)} leads out of it`,
+  );
+  await symlink(outside, join(data, "abs"));
+  await assert.rejects(
+    mount("abs/b"),
+    /abs\/b is outside the volume: symlink abs -> .* is absolute/,
+  );
+  await mkdir(join(data, "dir"));
+  await symlink("../..", join(data, "dir", "up"));
+  await assert.rejects(
+    mount("dir/up/x"),
+    /dir\/up\/x is outside the volume: symlink dir\/up -> \.\.\/\.\. leads out of it/,
+  );
+  assert.deepEqual(await readdir(outside), [], "nothing was created outside the volume");
+});
+
+test("subPath through a symlink that stays inside the volume is followed to its real directory", async () => {
+  const { data, mount } = await emptyDirWithOutside();
+  await mkdir(join(data, "v1"));
+  await symlink("v1", join(data, "current"));
+  await mkdir(join(data, "dir"));
+  await symlink("..", join(data, "dir", "up"));
+  const [current] = await mount("current/logs");
+  assert.equal(current!.hostPath, join(await realpath(data), "v1/logs"));
+  assert.equal((await stat(current!.hostPath)).isDirectory(), true);
+  const [up] = await mount("dir/up/x");
+  assert.equal(up!.hostPath, join(await realpath(data), "x"));
+  await writeFile(join(data, "v1", "file"), "f");
+  assert.equal((await mount("current/file"))[0]!.kind, "file");
+});
+
+test("subPath creation is race-free against a guest swapping a directory for a symlink", async () => {
+  const { data, outside, mount } = await emptyDirWithOutside();
+  const stop = new Int32Array(new SharedArrayBuffer(4));
+  // The guest's side, on another thread: `a` flips between a real directory and a symlink out.
+  const guest = new Worker(
+    `const { workerData: { a, target, stop } } = require("node:worker_threads");
+     const fs = require("node:fs");
+     while (Atomics.load(stop, 0) === 0) {
+       try { fs.rmSync(a, { recursive: true, force: true }); fs.mkdirSync(a); } catch {}
+       try { fs.rmSync(a, { recursive: true, force: true }); fs.symlinkSync(target, a); } catch {}
+     }`,
+    { eval: true, workerData: { a: join(data, "a"), target: relative(data, outside), stop } },
+  );
+  const exited = once(guest, "exit");
+  await once(guest, "online");
+  const real = await realpath(data);
+  let mounted = 0;
+  let refused = 0;
+  // Until both outcomes have been seen often (a bound, not a synchronisation).
+  const deadline = Date.now() + 10_000;
+  try {
+    while ((mounted < 50 || refused < 50) && Date.now() < deadline) {
+      const result = await mount("a/b/c").catch(() => undefined);
+      if (result === undefined) {
+        refused++;
+        continue;
+      }
+      mounted++;
+      assert.ok(result[0]!.hostPath.startsWith(`${real}/`), result[0]!.hostPath);
+    }
+  } finally {
+    Atomics.store(stop, 0, 1);
+    await exited;
+  }
+  assert.deepEqual(await readdir(outside), [], "nothing was created outside the volume");
+  assert.ok(
+    mounted > 0 && refused > 0,
+    `both outcomes seen: ${mounted} mounted, ${refused} refused`,
+  );
+});
+
+test("hostPath policy is checked on the real path: a symlink in an allowed directory cannot lead out", async () => {
+  const allowed = join(root, "allowed");
+  const outside = join(root, "outside-host");
+  await mkdir(join(allowed, "inner"), { recursive: true });
+  await mkdir(outside, { recursive: true });
+  await symlink(relative(allowed, outside), join(allowed, "escape"));
+  await symlink(outside, join(allowed, "escape-abs"));
+  await symlink("inner", join(allowed, "alias"));
+  await symlink("nowhere", join(allowed, "dangling"));
+  assert.equal(hostPathAllowed([allowed], join(allowed, "escape")), false);
+  assert.equal(hostPathAllowed([allowed], join(allowed, "escape-abs/sub")), false);
+  assert.equal(hostPathAllowed([allowed], join(allowed, "alias")), true);
+  assert.equal(hostPathAllowed([allowed], join(allowed, "not-yet/made")), true);
+
+  const { manager } = setup([allowed]);
+  const pod = podWith([
+    { name: "escape", hostPath: { path: join(allowed, "escape") } },
+    { name: "made", hostPath: { path: join(allowed, "escape/new"), type: "DirectoryOrCreate" } },
+    { name: "dangling", hostPath: { path: join(allowed, "dangling"), type: "DirectoryOrCreate" } },
+    { name: "alias", hostPath: { path: join(allowed, "alias"), type: "Directory" } },
+    { name: "file", hostPath: { path: join(allowed, "alias/d/f"), type: "FileOrCreate" } },
+  ]);
+  const { volumes, failures } = await manager.setUp(pod, context);
+  const realOutside = await realpath(outside);
+  assert.deepEqual(failures, [
+    {
+      volume: "escape",
+      message: `hostPath ${join(allowed, "escape")} is not allowed by this node's configuration: it resolves to ${realOutside}, outside every allowed directory`,
+    },
+    {
+      volume: "made",
+      message: `hostPath ${join(allowed, "escape/new")} is not allowed by this node's configuration: it resolves to ${join(realOutside, "new")}, outside every allowed directory`,
+    },
+    {
+      volume: "dangling",
+      message: `hostPath ${join(allowed, "dangling")} is not allowed by this node's configuration: it goes through a dangling symlink or a symlink loop`,
+    },
+  ]);
+  assert.deepEqual(await readdir(outside), [], "DirectoryOrCreate made nothing outside");
+  assert.equal(volumes.get("alias")!.hostPath, join(await realpath(allowed), "inner"));
+  assert.equal(volumes.get("file")!.hostPath, join(await realpath(allowed), "inner/d/f"));
+  assert.equal((await stat(join(allowed, "inner/d/f"))).isFile(), true);
 });
