@@ -2,6 +2,7 @@
 // Linux process (143 after SIGTERM, 137 after SIGKILL or OOM, 134 for a trap as for abort(), 128
 // when it never started, like containerd), reasons Completed / Error / OOMKilled /
 // DeadlineExceeded / StartError.
+import { WASM_PAGE_BYTES } from "../wasm/binary.ts";
 import type { Outcome } from "./protocol.ts";
 import type { ExitStatus } from "./types.ts";
 
@@ -25,13 +26,23 @@ export interface ExitFacts {
   finishedAt: Date;
 }
 
-const MiB = 1024 * 1024;
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
 
 /** A guest that died abnormally this close to its limit is taken to have died of it. */
 export function nearMemoryLimit(memoryBytes: number, limit: number | undefined): boolean {
   if (limit === undefined) return false;
   const margin = Math.min(Math.max(4 * MiB, limit / 8), limit / 4);
   return memoryBytes >= limit - margin;
+}
+
+/**
+ * The guest's linear memory is at its limit: one more 64 KiB page would be past it, so a further
+ * memory.grow is refused (the module's maximum is the limit rounded down to whole pages).
+ */
+export function atMemoryLimit(memoryBytes: number, limit: number | undefined): boolean {
+  return limit !== undefined && memoryBytes > 0 && memoryBytes + WASM_PAGE_BYTES > limit;
 }
 
 function describeKill(cause: KillCause): string {
@@ -53,13 +64,35 @@ function mib(bytes: number): string {
   return `${(bytes / MiB).toFixed(1)} MiB`;
 }
 
+/** A limit as people write it: "64 MiB", "1 GiB", "1536 MiB", else to a tenth of a MiB. */
+function size(bytes: number): string {
+  for (const [unit, n] of [
+    ["GiB", GiB],
+    ["MiB", MiB],
+    ["KiB", KiB],
+  ] as const) {
+    if (bytes >= n && bytes % n === 0) return `${bytes / n} ${unit}`;
+  }
+  return bytes >= MiB ? mib(bytes) : `${bytes} bytes`;
+}
+
 export function exitStatus(facts: ExitFacts): ExitStatus {
   const times = { startedAt: facts.startedAt, finishedAt: facts.finishedAt };
   const { outcome, killed } = facts;
+  const limit = facts.memoryLimitBytes;
+  // A guest that ended badly with no room left to grow most likely ended because memory.grow
+  // failed: say so, naming the limit (whether or not it counts as OOMKilled below).
+  const atLimit = atMemoryLimit(facts.memoryBytes, limit);
+  const ended = (what: string): string =>
+    atLimit
+      ? `${what} after its memory reached the limit of ${size(limit!)} (a further memory.grow is refused)`
+      : what;
   const oom = (what: string): ExitStatus => ({
     exitCode: 137,
     reason: "OOMKilled",
-    message: `out of memory: ${what}, with ${mib(facts.memoryBytes)} of its ${mib(facts.memoryLimitBytes ?? 0)} limit in use`,
+    message: atLimit
+      ? ended(what)
+      : `out of memory: ${what}, with ${mib(facts.memoryBytes)} of its ${mib(limit ?? 0)} limit in use`,
     ...times,
   });
   if (outcome?.kind === "start-failed") {
@@ -108,7 +141,7 @@ export function exitStatus(facts: ExitFacts): ExitStatus {
       return {
         exitCode: code,
         reason: "Error",
-        message: `exited with code ${outcome.code}`,
+        message: ended(`exited with code ${outcome.code}`),
         ...times,
       };
     }
@@ -116,7 +149,7 @@ export function exitStatus(facts: ExitFacts): ExitStatus {
       const where = outcome.functionName ? ` in function ${outcome.functionName}` : "";
       const message = `wasm trap: ${outcome.message}${where}`;
       if (nearMemoryLimit(facts.memoryBytes, facts.memoryLimitBytes)) return oom(message);
-      return { exitCode: 134, reason: "Error", message, ...times };
+      return { exitCode: 134, reason: "Error", message: ended(message), ...times };
     }
   }
 }

@@ -8,4 +8,9 @@ export const wasmError = defineErrors({
     hint: "build for wasm32-wasip1 (a core module), not a component",
   },
   WASMLET_ERR_WASM_MALFORMED: { description: "The WebAssembly binary is truncated or malformed." },
+  WASMLET_ERR_WASM_MEMORY_UNCAPPABLE: {
+    description:
+      "The module's linear memory cannot be held to the container's memory limit (custom page sizes, several memories whose maximums together exceed the limit, or memory limits wasmlet does not know), so it is refused rather than run uncapped.",
+    hint: "build the module with one linear memory of standard 64 KiB pages (wasm32-wasip1 does)",
+  },
 });

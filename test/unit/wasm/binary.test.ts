@@ -41,6 +41,7 @@ test("a lower declared maximum is kept; a cap below the minimum is raised to the
   assert.deepEqual(memoryLimits(lowered), {
     minPages: 1,
     maxPages: 2,
+    pageBytes: WASM_PAGE_BYTES,
     shared: false,
     memory64: false,
     imported: false,
@@ -54,6 +55,7 @@ test("an imported memory is capped too", () => {
   assert.deepEqual(memoryLimits(capped), {
     minPages: 2,
     maxPages: 3,
+    pageBytes: WASM_PAGE_BYTES,
     shared: false,
     memory64: false,
     imported: true,
