@@ -25,7 +25,7 @@ import { kubeTokenReviewer, RequestAuthenticator } from "../server/authn.ts";
 import { kubeAccessReviewer, NodeAuthorizer } from "../server/authz.ts";
 import { HealthChecks, healthzRoutes } from "../server/healthz.ts";
 import { HealthzServer } from "../server/healthz-server.ts";
-import { KubeletServer } from "../server/server.ts";
+import { holdsCertificate, KubeletServer } from "../server/server.ts";
 import { ServingCertificates } from "../server/serving-certificates.ts";
 import { specificAddresses } from "../server/x509.ts";
 import { appError } from "./errors.ts";
@@ -54,6 +54,37 @@ export interface Component {
 }
 
 export type ComponentFactory = (context: AppContext) => Component;
+
+/**
+ * The kubelet API as a node serves it. A client certificate names its user only when a client CA
+ * is configured, and is verified against that CA alone; otherwise bearer tokens (TokenReview) are
+ * the only credentials — a certificate that Node's default roots or NODE_EXTRA_CA_CERTS vouch for
+ * is not. Every request is authorized with a SubjectAccessReview on the Node.
+ */
+export function kubeletServer(options: {
+  config: Config;
+  logger: Logger;
+  kube: KubeClient;
+  clientCA: string | undefined;
+  certificates: ServingCertificates;
+}): KubeletServer {
+  const { config, logger, kube, certificates } = options;
+  const clientCA = holdsCertificate(options.clientCA) ? options.clientCA : undefined;
+  return new KubeletServer({
+    config,
+    logger,
+    clientCA,
+    certificates,
+    authenticator: new RequestAuthenticator({
+      tokens: kubeTokenReviewer(kube),
+      clientCertificates: clientCA !== undefined,
+    }),
+    authorizer: new NodeAuthorizer({
+      nodeName: config.nodeName,
+      reviewer: kubeAccessReviewer(kube),
+    }),
+  });
+}
 
 export interface AppOptions {
   logger: Logger;
@@ -91,16 +122,12 @@ export class App {
       kube,
       logger,
     });
-    const server = new KubeletServer({
+    const server = kubeletServer({
       config,
       logger,
+      kube,
       clientCA,
       certificates: this.#certificates,
-      authenticator: new RequestAuthenticator({ tokens: kubeTokenReviewer(kube) }),
-      authorizer: new NodeAuthorizer({
-        nodeName: config.nodeName,
-        reviewer: kubeAccessReviewer(kube),
-      }),
     });
     const node = new NodeAgent({
       kube,
@@ -126,21 +153,29 @@ export class App {
 
   static #clientCA(config: Config, kube: KubeClient, log: Logger): string | undefined {
     if (config.clientCAFile) {
+      let ca: string;
       try {
-        return readFileSync(config.clientCAFile, "utf8");
+        ca = readFileSync(config.clientCAFile, "utf8");
       } catch (error) {
         throw appError(
           "WASMLET_ERR_CLIENT_CA",
           `cannot read --client-ca-file ${config.clientCAFile}: ${(error as Error).message}`,
         );
       }
+      if (!holdsCertificate(ca)) {
+        throw appError(
+          "WASMLET_ERR_CLIENT_CA",
+          `--client-ca-file ${config.clientCAFile} holds no PEM certificate`,
+        );
+      }
+      return ca;
     }
     const ca = kube.clusterCA();
-    if (!ca)
-      log.warn(
-        "no client CA (neither --client-ca-file nor a cluster CA in the kubeconfig): the kubelet API accepts bearer tokens only",
-      );
-    return ca;
+    if (holdsCertificate(ca)) return ca;
+    log.warn(
+      "no client CA (neither --client-ca-file nor a cluster CA in the kubeconfig): the kubelet API accepts bearer tokens only",
+    );
+    return undefined;
   }
 
   /** Called once when the node cannot go on (its name was taken over): the process should exit non-zero. */

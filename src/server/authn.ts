@@ -2,6 +2,10 @@
 // cluster's client CA (CN is the user, O the groups, as the API server reads them), or else a
 // bearer token the API server vouches for through a TokenReview. Reviews are cached briefly, by a
 // hash of the token, so a burst of requests costs one review.
+//
+// Without a client CA no certificate names anyone: bearer tokens only. (A TLS server given no CA
+// verifies client certificates against Node's default roots and NODE_EXTRA_CA_CERTS — any public
+// or system CA — so the TLS layer's "authorized" alone must not be taken for a cluster identity.)
 import { createHash } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { TLSSocket } from "node:tls";
@@ -66,6 +70,12 @@ export function kubeTokenReviewer(kube: KubeClient): TokenReviewer {
 
 export interface RequestAuthenticatorOptions {
   tokens: TokenReviewer;
+  /**
+   * Whether the TLS layer verifies client certificates against a configured client CA (and
+   * nothing else): only then does a verified certificate name the user. Off, certificates are
+   * ignored and only bearer tokens authenticate.
+   */
+  clientCertificates: boolean;
   /** How long a successful review is trusted (default 2 min, like the kubelet). */
   successTtlMs?: number;
   /** How long a rejected token stays rejected without asking again (default 10 s). */
@@ -74,18 +84,20 @@ export interface RequestAuthenticatorOptions {
 
 export class RequestAuthenticator implements Authenticator {
   readonly #tokens: TokenReviewer;
+  readonly #clientCertificates: boolean;
   readonly #cache = new TtlCache<UserInfo | null>();
   readonly #successTtl: number;
   readonly #failureTtl: number;
 
   constructor(options: RequestAuthenticatorOptions) {
     this.#tokens = options.tokens;
+    this.#clientCertificates = options.clientCertificates === true;
     this.#successTtl = options.successTtlMs ?? 120_000;
     this.#failureTtl = options.failureTtlMs ?? 10_000;
   }
 
   async authenticate(request: IncomingMessage): Promise<UserInfo | undefined> {
-    const fromCert = certificateUser(request.socket);
+    const fromCert = this.#clientCertificates ? certificateUser(request.socket) : undefined;
     if (fromCert) return fromCert;
     const token = bearerToken(request);
     if (!token) return undefined;

@@ -17,8 +17,10 @@
 // - tty: wasmlet has no terminals. A tty session runs without one, as a terminal would show it:
 //   stderr merged into stdout (the kubelet already drops the stderr stream), newlines sent as
 //   CR LF, and the client's raw keystrokes through a small line discipline (LineDiscipline):
-//   echo, CR as newline, erase, ^U, ^D (end of input) and ^C (stops an exec). Resize messages
-//   are accepted and ignored.
+//   echo, CR as newline, erase, ^U, ^D (end of input) and ^C (stops an exec). As a kernel tty's,
+//   the line holds at most 4095 bytes and its newline (keystrokes beyond are discarded and ring
+//   the bell), and the echo waits for a backed-up socket before more keystrokes are read, so
+//   typing without end costs no memory. Resize messages are accepted and ignored.
 import type { IncomingMessage } from "node:http";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
@@ -309,7 +311,17 @@ function runAttach(socket: ChannelSocket, session: Session, log: Logger): void {
   });
 }
 
-/** Feeds keystrokes through the line discipline into an instance's stdin. */
+/**
+ * Keystrokes go through the line discipline this many at a time, so the echo and the lines one
+ * step makes stay small however large the client's message.
+ */
+const TYPING_STEP = 16 * 1024;
+
+/**
+ * Feeds keystrokes through the line discipline into an instance's stdin. Each step waits for its
+ * echo to reach a backed-up socket and for its lines to reach the guest: until then the stdin
+ * handler is busy, and ChannelConnection stops reading the socket once 1 MiB of input waits on it.
+ */
 async function typeIn(
   tty: LineDiscipline,
   data: Uint8Array,
@@ -317,11 +329,18 @@ async function typeIn(
   target: Pick<Instance, "writeStdin">,
   on: { interrupt?: () => void; end?: () => void },
 ): Promise<void> {
-  const typed = tty.input(data);
-  if (typed.echo.length > 0) void connection.write(STDOUT, typed.echo);
-  if (typed.line.length > 0) await target.writeStdin(typed.line);
-  if (typed.interrupt) on.interrupt?.();
-  if (typed.eof) on.end?.();
+  for (let offset = 0; offset < data.length && !connection.closed; offset += TYPING_STEP) {
+    const typed = tty.input(data.subarray(offset, offset + TYPING_STEP));
+    await Promise.all([
+      typed.echo.length > 0 ? connection.write(STDOUT, typed.echo) : undefined,
+      typed.line.length > 0 ? target.writeStdin(typed.line) : undefined,
+    ]);
+    if (typed.interrupt) on.interrupt?.();
+    if (typed.eof) {
+      on.end?.();
+      return;
+    }
+  }
 }
 
 /** What the line discipline makes of keystrokes. */
@@ -336,6 +355,14 @@ export interface TypedInput {
   interrupt: boolean;
 }
 
+/**
+ * The line being edited holds at most this many bytes, newline included: Linux n_tty's canonical
+ * buffer (N_TTY_BUF_SIZE). Past 4095 bytes further keystrokes are discarded, except the newline
+ * (CR, LF) that ends the line, ^D that hands it over, and the editing keys.
+ */
+export const MAX_CANON = 4096;
+
+const BEL = 0x07;
 const CTRL_C = 0x03;
 const CTRL_D = 0x04;
 const BACKSPACE = 0x08;
@@ -344,82 +371,140 @@ const LF = 0x0a;
 const CR = 0x0d;
 const CTRL_U = 0x15;
 const DEL = 0x7f;
-const ERASE = Buffer.from("\b \b");
+const ERASE = [BACKSPACE, 0x20, BACKSPACE] as const;
 
 /** ECHOCTL: control characters other than tab are echoed as ^X, two columns wide. */
 function isEchoedAsCaret(byte: number): boolean {
   return byte < 0x20 && byte !== TAB;
 }
 
+/** A growing run of bytes (no spreading of large arrays into arguments). */
+class ByteRun {
+  #bytes = Buffer.allocUnsafe(256);
+  #length = 0;
+
+  push(...bytes: number[]): void {
+    for (const byte of bytes) this.add(byte);
+  }
+
+  add(byte: number): void {
+    this.#room(1);
+    this.#bytes[this.#length++] = byte;
+  }
+
+  append(bytes: Uint8Array): void {
+    this.#room(bytes.length);
+    this.#bytes.set(bytes, this.#length);
+    this.#length += bytes.length;
+  }
+
+  take(): Buffer {
+    return Buffer.from(this.#bytes.subarray(0, this.#length));
+  }
+
+  #room(more: number): void {
+    if (this.#length + more <= this.#bytes.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.#bytes.length * 2, this.#length + more));
+    this.#bytes.copy(grown, 0, 0, this.#length);
+    this.#bytes = grown;
+  }
+}
+
 /**
  * The part of a terminal's canonical mode a tty session needs when there is no terminal: the
  * client (kubectl -t) sends raw keystrokes and expects the far side to echo them, edit the line
  * and turn CR into newline (ICANON, ECHO, ECHOCTL, ICRNL, IUTF8 erase); output newlines become
- * CR LF (ONLCR).
+ * CR LF (ONLCR). The line is bounded like n_tty's (MAX_CANON): keystrokes that do not fit are
+ * discarded and ring the bell (IMAXBEL) — once per overflow rather than once per keystroke, so a
+ * flood of input does not come back as a flood of bells.
  */
 export class LineDiscipline {
-  #line: number[] = [];
+  readonly #line = Buffer.alloc(MAX_CANON - 1);
+  #length = 0;
+  /** The bell rang for the keystrokes discarded since the line last had room. */
+  #rang = false;
   #ended = false;
 
+  /** Bytes of the line being edited (never more than MAX_CANON - 1). */
+  get pending(): number {
+    return this.#length;
+  }
+
   input(data: Uint8Array): TypedInput {
-    const echo: number[] = [];
-    const lines: number[] = [];
+    const echo = new ByteRun();
+    const lines = new ByteRun();
     const result = { eof: false, interrupt: false };
     for (const byte of data) {
       if (this.#ended) break;
       switch (byte) {
         case CTRL_C:
           echo.push(0x5e, 0x43, CR, LF);
-          this.#line = [];
+          this.#clear();
           result.interrupt = true;
           break;
         case CTRL_D:
-          if (this.#line.length === 0) {
+          if (this.#length === 0) {
             result.eof = true;
             this.#ended = true;
           } else {
-            lines.push(...this.#line);
-            this.#line = [];
+            lines.append(this.#line.subarray(0, this.#length));
+            this.#clear();
           }
           break;
         case DEL:
         case BACKSPACE:
-          echo.push(...this.#eraseChar());
+          this.#eraseChar(echo);
           break;
         case CTRL_U:
-          while (this.#line.length > 0) echo.push(...this.#eraseChar());
+          while (this.#length > 0) this.#eraseChar(echo);
           break;
         case CR:
         case LF:
-          lines.push(...this.#line, LF);
-          this.#line = [];
+          lines.append(this.#line.subarray(0, this.#length));
+          lines.add(LF);
+          this.#clear();
           echo.push(CR, LF);
           break;
         default:
-          this.#line.push(byte);
+          if (this.#length === this.#line.length) {
+            if (!this.#rang) echo.add(BEL);
+            this.#rang = true;
+            break;
+          }
+          this.#line[this.#length++] = byte;
           if (isEchoedAsCaret(byte)) echo.push(0x5e, byte + 0x40);
-          else echo.push(byte);
+          else echo.add(byte);
       }
     }
-    return { echo: Buffer.from(echo), line: Buffer.from(lines), ...result };
+    return { echo: echo.take(), line: lines.take(), ...result };
   }
 
   output(data: Uint8Array): Buffer {
     const text = Buffer.from(data.buffer, data.byteOffset, data.length);
-    if (!text.includes(LF)) return text;
-    const out: number[] = [];
+    let newlines = 0;
+    for (let at = text.indexOf(LF); at >= 0; at = text.indexOf(LF, at + 1)) newlines++;
+    if (newlines === 0) return text;
+    const out = Buffer.allocUnsafe(text.length + newlines);
+    let to = 0;
     for (const byte of text) {
-      if (byte === LF) out.push(CR);
-      out.push(byte);
+      if (byte === LF) out[to++] = CR;
+      out[to++] = byte;
     }
-    return Buffer.from(out);
+    return out;
   }
 
-  /** Removes the last character (all of a UTF-8 sequence); returns the echo that rubs it out. */
-  #eraseChar(): Buffer {
-    let byte = this.#line.pop();
-    if (byte === undefined) return Buffer.alloc(0);
-    while ((byte & 0xc0) === 0x80 && this.#line.length > 0) byte = this.#line.pop() as number;
-    return isEchoedAsCaret(byte) ? Buffer.concat([ERASE, ERASE]) : ERASE;
+  #clear(): void {
+    this.#length = 0;
+    this.#rang = false;
+  }
+
+  /** Removes the last character (all of a UTF-8 sequence) and echoes what rubs it out. */
+  #eraseChar(echo: ByteRun): void {
+    if (this.#length === 0) return;
+    this.#rang = false;
+    let byte = this.#line[--this.#length] as number;
+    while ((byte & 0xc0) === 0x80 && this.#length > 0) byte = this.#line[--this.#length] as number;
+    echo.push(...ERASE);
+    if (isEchoedAsCaret(byte)) echo.push(...ERASE);
   }
 }

@@ -1,7 +1,8 @@
 // The kubelet API: fastify over HTTPS. The port is bound at start, before any certificate exists
 // (handshakes fail until one arrives), so a port in use is reported at once. Every request is
 // authenticated (client certificate or bearer token) and authorized (SubjectAccessReview on the
-// Node) before its handler runs; anonymous requests get 401, unauthorized ones 403.
+// Node) before its handler runs; anonymous requests get 401, unauthorized ones 403. Client
+// certificates are asked for only with a client CA, and verified against it alone.
 //
 // Endpoints plug in with `server.route({...})` before `start()`: a method, a URL, a handler and,
 // when the path mapping is not enough, the authorization it needs (see authz.ts). A route may
@@ -63,8 +64,16 @@ export interface KubeletServerOptions {
   authenticator: Authenticator;
   authorizer: Authorizer;
   certificates: ServingCertificates;
-  /** PEM bundle that verifies client certificates. */
+  /**
+   * PEM bundle that verifies client certificates. Without one no client certificate is asked
+   * for, and none is verified against Node's default roots.
+   */
   clientCA: string | undefined;
+}
+
+/** Whether a PEM bundle holds a certificate: an empty or blank bundle is no client CA. */
+export function holdsCertificate(pem: string | undefined): pem is string {
+  return pem !== undefined && /-----BEGIN (?:TRUSTED |X509 )?CERTIFICATE-----/.test(pem);
 }
 
 interface RouteConfig {
@@ -121,17 +130,18 @@ export class KubeletServer {
 
   async start(): Promise<void> {
     if (this.#app) return;
-    const { config, certificates, clientCA } = this.#options;
+    const { config, certificates } = this.#options;
     const initial = certificates.current();
     const app = Fastify({
       loggerInstance: this.#log,
       // Requests are logged once, at debug level, by the onResponse hook below.
       logController: new LogController({ disableRequestLogging: true }),
       https: {
-        requestCert: true,
+        // Without a client CA there is no certificate to ask for: bearer tokens only.
+        requestCert: this.#clientCA !== undefined,
         rejectUnauthorized: false,
         minVersion: "TLSv1.2",
-        ...(clientCA ? { ca: clientCA } : {}),
+        ...this.#trust(),
         ...(initial ? { cert: initial.cert, key: initial.key } : {}),
       },
       // Paths carry names of pods and containers; keep them exactly as sent.
@@ -254,12 +264,21 @@ export class KubeletServer {
   #useCertificate(certificate: CurrentCertificate): void {
     const server = this.#app?.server as HttpsServer | undefined;
     if (!server) return;
-    const clientCA = this.#options.clientCA;
-    server.setSecureContext({
-      cert: certificate.cert,
-      key: certificate.key,
-      ...(clientCA ? { ca: clientCA } : {}),
-    });
+    server.setSecureContext({ cert: certificate.cert, key: certificate.key, ...this.#trust() });
+  }
+
+  /** The client CA, when one is configured (a bundle without a certificate is none). */
+  get #clientCA(): string | undefined {
+    const ca = this.#options.clientCA;
+    return holdsCertificate(ca) ? ca : undefined;
+  }
+
+  /**
+   * What client certificates verify against: the client CA, or nothing. Never left out, for a
+   * TLS context without `ca` trusts Node's default roots and NODE_EXTRA_CA_CERTS.
+   */
+  #trust(): { ca: string | string[] } {
+    return { ca: this.#clientCA ?? [] };
   }
 
   /** Stops accepting connections and waits for requests in flight; safe to call twice. */

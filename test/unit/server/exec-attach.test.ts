@@ -12,18 +12,20 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import fastifyWebsocket from "@fastify/websocket";
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { pino } from "pino";
 import {
   type Container,
   type ContainerSpec,
   type CpuUsage,
+  compileModule,
   type ExecOptions,
   type ExitStatus,
   type Instance,
   type OutputListener,
   Runtime,
 } from "../../../src/runtime/index.ts";
+import type { ChannelSocket } from "../../../src/server/channel-protocol.ts";
 import {
   attachRoutes,
   type ExecAttachTarget,
@@ -249,7 +251,7 @@ describe("exec and attach over WebSocket", () => {
 
   before(async () => {
     for (const guest of ["cat", "ticker", "hello"] as const) {
-      modules.set(guest, await WebAssembly.compile(readFileSync(await buildGuest(guest))));
+      modules.set(guest, await compileModule(readFileSync(await buildGuest(guest))));
     }
     await runtime.start();
     const deps = {
@@ -509,6 +511,30 @@ describe("exec and attach over WebSocket", () => {
     assert.equal(ticker.running, true);
   });
 
+  it(
+    "tty: a line typed without end is cut at 4095 bytes, and CR still ends it (n_tty)",
+    T,
+    async () => {
+      const client = connect("/exec/ns/pod/cat?command=cat&input=1&output=1&tty=1");
+      await client.opened;
+      // 2 MiB of keystrokes and no newline, in 64 KiB messages: the line keeps 4095 of them.
+      const flood = Buffer.alloc(64 * 1024, "a");
+      for (let i = 0; i < 32; i++) client.send(0, flood);
+      client.send(0, "\r");
+      const line = "a".repeat(4095);
+      // Echoed up to the limit, one bell for what was discarded, then the line as cat prints it.
+      const expected = `${line}\x07\r\n${line}\r\n`;
+      await client.until(() => client.text(1).length >= expected.length, 10_000);
+      assert.equal(client.text(1), expected, "bounded echo and line");
+      client.send(0, "ok\r");
+      await client.until(() => client.text(1).endsWith("ok\r\nok\r\n"));
+      client.send(0, "\x04");
+      assert.equal(await client.closed, 1000);
+      assert.equal(client.text(1), `${expected}ok\r\nok\r\nEOF after 4099 bytes\r\n`);
+      assert.equal(client.text(3), SUCCESS);
+    },
+  );
+
   it("moves 2 MiB through stdin and stdout intact while the client stalls reading", T, async () => {
     const client = connect("/exec/ns/pod/cat?command=cat&input=1&output=1");
     await client.opened;
@@ -656,9 +682,138 @@ describe("LineDiscipline", () => {
     assert.equal(interrupted.echo.toString(), "lost^C\r\nkept\r\n");
   });
 
+  it("holds at most 4095 bytes of a line, like n_tty, and still ends it with CR or LF", () => {
+    const tty = new LineDiscipline();
+    let echoed = 0;
+    let bells = 0;
+    // More than 1 MiB without a newline, as one chunk and as many.
+    for (const typed of [
+      tty.input(Buffer.alloc(1024 * 1024, "x")),
+      ...Array.from({ length: 64 }, () => tty.input(Buffer.alloc(4096, "y"))),
+    ]) {
+      assert.equal(typed.line.length, 0);
+      echoed += typed.echo.length;
+      bells += typed.echo.filter((byte) => byte === 0x07).length;
+    }
+    assert.equal(tty.pending, 4095, "the line is full, and no fuller");
+    assert.equal(echoed, 4095 + 1, "the kept keystrokes are echoed, and one bell rings");
+    assert.equal(bells, 1);
+    const ended = tty.input(Buffer.from("\r"));
+    assert.equal(ended.line.toString(), `${"x".repeat(4095)}\n`, "CR works after an overflow");
+    assert.equal(ended.echo.toString(), "\r\n");
+    assert.equal(tty.pending, 0);
+    // Room again: typing is echoed, and erasing a full line's last character makes room for one.
+    assert.equal(tty.input(Buffer.from("ab\n")).line.toString(), "ab\n");
+    tty.input(Buffer.alloc(5000, "z"));
+    const edited = tty.input(Buffer.from("\x7fq\x04"));
+    assert.equal(edited.echo.toString(), "\b \bq");
+    assert.equal(edited.line.toString(), `${"z".repeat(4094)}q`, "^D hands a full line over");
+    // A line of control characters fills up the same way (its echo is ^X, two bytes each).
+    tty.input(Buffer.alloc(10_000, 0x01));
+    assert.equal(tty.input(Buffer.from("\n")).line.length, 4096);
+  });
+
   it("turns output newlines into CR LF", () => {
     const tty = new LineDiscipline();
     assert.equal(tty.output(Buffer.from("a\nb\n\n")).toString(), "a\r\nb\r\n\r\n");
     assert.equal(tty.output(Buffer.from("no newline")).toString(), "no newline");
+  });
+});
+
+/**
+ * A server-side socket whose client reads nothing until flush(): what is sent stays buffered.
+ * Like `ws`, it delivers no messages while paused.
+ */
+class StalledSocket implements ChannelSocket {
+  readonly protocol = V5;
+  bufferedAmount = 0;
+  /** The most ever buffered. */
+  peak = 0;
+  paused = false;
+  readonly #written: (() => void)[] = [];
+  readonly #listeners = new Map<string, (data: Buffer) => void>();
+  readonly on = ((event: string, listener: (data: Buffer) => void) => {
+    this.#listeners.set(event, listener);
+    return this;
+  }) as ChannelSocket["on"];
+
+  send(data: Buffer | string, callback?: (error?: Error) => void): void {
+    this.bufferedAmount += data.length;
+    this.peak = Math.max(this.peak, this.bufferedAmount);
+    if (callback) this.#written.push(() => callback());
+  }
+  close(): void {}
+  pause(): void {
+    this.paused = true;
+  }
+  resume(): void {
+    this.paused = false;
+  }
+  /** Delivers a client message, unless the server stopped reading. */
+  receive(message: Buffer): boolean {
+    if (this.paused) return false;
+    this.#listeners.get("message")?.(message);
+    return true;
+  }
+  /** The client reads everything buffered. */
+  flush(): void {
+    this.bufferedAmount = 0;
+    for (const written of this.#written.splice(0)) written();
+  }
+}
+
+describe("tty input against a client that does not read", () => {
+  it("echoes no faster than the socket drains, and stops reading meanwhile", T, async () => {
+    let typed = 0;
+    const instance = {
+      exited: new Promise<ExitStatus>(() => {}),
+      writeStdin: async (data: Uint8Array | string) => {
+        typed += data.length;
+      },
+      closeStdin: () => {},
+      stop: () => new Promise<ExitStatus>(() => {}),
+    } as unknown as Instance;
+    const container = { running: true, exec: () => instance } as unknown as Container;
+    const route = execRoutes({ resolve: () => ({ kind: "container", container }) })[0];
+    assert.ok(route?.websocket);
+    const raw = { headers: { "sec-websocket-protocol": V5 } } as unknown as IncomingMessage;
+    const request = {
+      params: { namespace: "ns", pod: "pod", container: "c" },
+      url: "/exec/ns/pod/c?command=sh&input=1&output=1&tty=1",
+      headers: { upgrade: "websocket", connection: "Upgrade", "sec-websocket-protocol": V5 },
+      raw,
+    } as unknown as FastifyRequest;
+    const context: RouteContext = {
+      user: { username: "kube-apiserver", groups: [], via: "x509" },
+      subresource: "proxy",
+      log: pino({ level: "silent" }),
+    };
+    await route.handler(request, {} as FastifyReply, context);
+    const socket = new StalledSocket();
+    route.websocket(socket, request, context);
+
+    // 8 MiB of short lines, each echoed in full, in 64 KiB messages sent as fast as taken.
+    const message = Buffer.concat([Buffer.from([0]), Buffer.alloc(64 * 1024, "a\r")]);
+    const messages = 128;
+    const input = messages * (message.length - 1);
+    let sent = 0;
+    const send = async () => {
+      while (sent < messages && socket.receive(message)) sent++;
+      await sleep(20);
+    };
+    await send();
+    await send();
+    assert.ok(socket.paused, "the server stopped reading while its echo is unread");
+    assert.ok(sent < messages / 2, `took only part of the input (${sent} of ${messages} messages)`);
+    while (typed < input) {
+      socket.flush();
+      await send();
+    }
+    const high = 1024 * 1024;
+    assert.ok(
+      socket.peak < high + 64 * 1024,
+      `at most 1 MiB and a step's echo were buffered (peak ${socket.peak})`,
+    );
+    assert.equal(typed, input, "every line reached the command");
   });
 });

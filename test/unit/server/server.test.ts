@@ -4,9 +4,10 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { getCACertificates, setDefaultCACertificates } from "node:tls";
 import type { V1SubjectAccessReview, V1TokenReview } from "@kubernetes/client-node";
 import { pino } from "pino";
-import { RequestAuthenticator } from "../../../src/server/authn.ts";
+import { certificateUser, RequestAuthenticator } from "../../../src/server/authn.ts";
 import { NodeAuthorizer } from "../../../src/server/authz.ts";
 import { serverError } from "../../../src/server/errors.ts";
 import { HealthChecks, healthzRoutes } from "../../../src/server/healthz.ts";
@@ -73,6 +74,7 @@ describe("KubeletServer", () => {
       clientCA: ca.cert,
       certificates,
       authenticator: new RequestAuthenticator({
+        clientCertificates: true,
         tokens: {
           review: async (token): Promise<V1TokenReview> => {
             tokenReviews.push(token);
@@ -237,6 +239,59 @@ describe("KubeletServer", () => {
       const answer = await httpsRequest(`${base}/healthz`, { client: admin });
       return new X509Certificate(answer.peerCert).serialNumber === wanted;
     });
+  });
+
+  it("without a client CA, trusts no certificate that Node's default roots vouch for", async () => {
+    // What NODE_EXTRA_CA_CERTS or a public CA would do: a CA among Node's default roots.
+    const publicCA = await createTestCA("a-public-ca");
+    const vouched = await issue(publicCA, "kube-apiserver-kubelet-client", {
+      groups: ["system:masters"],
+    });
+    const defaults = getCACertificates("default");
+    setDefaultCACertificates([...defaults, publicCA.cert]);
+    try {
+      for (const clientCA of [undefined, "", "# no certificates here\n"]) {
+        const bare = new KubeletServer({
+          config: { address: "127.0.0.1", port: 0, nodeName: "n1" },
+          logger,
+          clientCA,
+          certificates,
+          // Takes whatever the TLS layer verified: the server must verify no certificate.
+          authenticator: {
+            authenticate: async (request) =>
+              certificateUser(request.socket) ??
+              (request.headers.authorization === "Bearer good-token"
+                ? { username: "robot", groups: [], via: "token" }
+                : undefined),
+          },
+          authorizer: { authorize: async () => "proxy" },
+        });
+        bare.route({ method: "GET", url: "/whoami", handler: (_q, _r, context) => context.user });
+        await bare.start();
+        try {
+          const url = `https://127.0.0.1:${bare.port}/whoami`;
+          const answer = await httpsRequest(url, { client: vouched });
+          assert.equal(answer.status, 401, `clientCA ${JSON.stringify(clientCA)}: ${answer.body}`);
+          const token = await httpsRequest(url, { client: vouched, token: "good-token" });
+          assert.equal(token.status, 200, "bearer tokens still work");
+          assert.equal(JSON.parse(token.body).via, "token");
+          // And after the serving certificate is renewed (a new secure context).
+          const renewed = await issue(ca, "n1", { server: { dns: ["n1"], ips: ["127.0.0.1"] } });
+          await writeFile(join(dir, "tls.key"), renewed.key);
+          await writeFile(join(dir, "tls.crt"), renewed.cert);
+          const wanted = new X509Certificate(renewed.cert).serialNumber;
+          await until("the renewed certificate to be served", async () => {
+            const served = await httpsRequest(url, { token: "good-token" });
+            return new X509Certificate(served.peerCert).serialNumber === wanted;
+          });
+          assert.equal((await httpsRequest(url, { client: vouched })).status, 401, "renewed");
+        } finally {
+          await bare.close();
+        }
+      }
+    } finally {
+      setDefaultCACertificates(defaults);
+    }
   });
 
   it("says so when its port is taken", async () => {
