@@ -10,6 +10,6 @@ export const appError = defineErrors({
   },
   WASMLET_ERR_FILE_MOUNT: {
     description:
-      "A single-file mount (a subPath naming a file) cannot be placed: the directory holding it is itself a volume mount, and WASI mounts directories only.",
+      "A single-file mount (a hostPath file, or a subPath naming a file) cannot be placed: the directory holding it is itself a volume mount (WASI mounts directories only), two files are mounted at one path, or a file that cannot be copied (a device, FIFO or socket) is mounted read-only beside a writable file mount, or cannot be linked.",
   },
 });

@@ -1,21 +1,23 @@
 // The pods' RuntimePort over the WASI runtime. Besides translating types it gives single-file
 // mounts (a subPath naming a file) a home: WASI preopens are directories, so the files meant for
-// one guest directory are hard-linked (copied across filesystems) into a scratch directory that is
-// mounted there.
-import { copyFileSync, linkSync, mkdirSync, rmSync } from "node:fs";
-import { join, posix } from "node:path";
+// one guest directory are placed in a scratch directory that is mounted there (file-mounts.ts:
+// writable files are hard-linked, read-only ones too when the whole directory is read-only, and
+// copied when it is not, so that no read-only host file can be written through).
+import { rmSync } from "node:fs";
+import { join } from "node:path";
 import type { LogRotation } from "../logs/log-writer.ts";
 import type {
   ExitStatus as PodExitStatus,
   RunHandle,
-  RunMount,
   RunSpec,
   RuntimePort,
 } from "../pods/ports.ts";
 import { MAX_PROBE_OUTPUT_BYTES } from "../pods/prober.ts";
 import type { Runtime } from "../runtime/runtime.ts";
-import type { Container, ExitStatus, Mount } from "../runtime/types.ts";
-import { appError } from "./errors.ts";
+import type { Container, ExitStatus } from "../runtime/types.ts";
+import { directoryMounts } from "./file-mounts.ts";
+
+export { directoryMounts } from "./file-mounts.ts";
 
 export interface RuntimePortOptions {
   runtime: Runtime;
@@ -56,21 +58,27 @@ export class WasiRuntimePort implements RuntimePort {
 
   run(spec: RunSpec): RunHandle {
     const scratch = join(this.#options.scratchDir, spec.id);
-    const mounts = directoryMounts(spec.mounts, scratch);
-    const container = this.#options.runtime.run({
-      id: spec.id,
-      module: spec.module,
-      args: spec.args,
-      env: spec.env,
-      mounts,
-      workingDir: spec.workingDir,
-      stdin: spec.stdin,
-      logPath: spec.logPath,
-      logRotation: this.#options.logRotation,
-      ...(spec.entrypointExport === undefined ? {} : { entrypoint: spec.entrypointExport }),
-      ...(spec.memoryLimitBytes === undefined ? {} : { memoryLimitBytes: spec.memoryLimitBytes }),
-      ...(spec.cpuRequestMillis === undefined ? {} : { cpuRequestMillis: spec.cpuRequestMillis }),
-    });
+    let container: Container;
+    try {
+      container = this.#options.runtime.run({
+        id: spec.id,
+        module: spec.module,
+        args: spec.args,
+        env: spec.env,
+        mounts: directoryMounts(spec.mounts, scratch),
+        workingDir: spec.workingDir,
+        stdin: spec.stdin,
+        logPath: spec.logPath,
+        logRotation: this.#options.logRotation,
+        ...(spec.entrypointExport === undefined ? {} : { entrypoint: spec.entrypointExport }),
+        ...(spec.memoryLimitBytes === undefined ? {} : { memoryLimitBytes: spec.memoryLimitBytes }),
+        ...(spec.cpuRequestMillis === undefined ? {} : { cpuRequestMillis: spec.cpuRequestMillis }),
+      });
+    } catch (error) {
+      // Not started: no link or copy is left behind.
+      rmSync(scratch, { recursive: true, force: true });
+      throw error;
+    }
     this.#running.set(spec.id, { labels: spec.labels, container });
     const key = `${spec.labels.uid}/${spec.labels.container}`;
     if (this.#started.has(key)) this.#options.onRestart?.();
@@ -114,38 +122,4 @@ export class WasiRuntimePort implements RuntimePort {
   running(): RunningContainer[] {
     return [...this.#running.values()];
   }
-}
-
-/** Directory mounts as they are, plus one scratch directory per guest directory that receives files. */
-export function directoryMounts(mounts: readonly RunMount[], scratch: string): Mount[] {
-  const out: Mount[] = mounts
-    .filter((m) => m.kind !== "file")
-    .map((m) => ({ hostPath: m.hostPath, guestPath: m.guestPath, readOnly: m.readOnly }));
-  const files = mounts.filter((m) => m.kind === "file");
-  const byDir = new Map<string, RunMount[]>();
-  for (const file of files) {
-    const dir = posix.dirname(file.guestPath);
-    byDir.set(dir, [...(byDir.get(dir) ?? []), file]);
-  }
-  let index = 0;
-  for (const [guestDir, group] of byDir) {
-    if (out.some((m) => m.guestPath === guestDir)) {
-      throw appError(
-        "WASMLET_ERR_FILE_MOUNT",
-        `cannot mount ${group.map((f) => f.guestPath).join(", ")}: ${guestDir} is itself a volume mount, and WASI mounts directories only`,
-      );
-    }
-    const dir = join(scratch, String(index++));
-    mkdirSync(dir, { recursive: true });
-    for (const file of group) {
-      const target = join(dir, posix.basename(file.guestPath));
-      try {
-        linkSync(file.hostPath, target);
-      } catch {
-        copyFileSync(file.hostPath, target);
-      }
-    }
-    out.push({ hostPath: dir, guestPath: guestDir, readOnly: group.every((f) => f.readOnly) });
-  }
-  return out;
 }
