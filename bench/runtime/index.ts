@@ -52,7 +52,7 @@ async function firstByte(runtime: Runtime, module: WebAssembly.Module): Promise<
 }
 
 async function benchFirstByte(hello: WebAssembly.Module): Promise<void> {
-  const warm = new Runtime({ minIdleWorkers: 4, maxIdleWorkers: 4 });
+  const warm = new Runtime();
   await warm.start();
   await firstByte(warm, hello);
   const warmTimes: number[] = [];
@@ -61,7 +61,7 @@ async function benchFirstByte(hello: WebAssembly.Module): Promise<void> {
     warmTimes.push(await firstByte(warm, hello));
   }
   await warm.destroy();
-  const cold = new Runtime({ minIdleWorkers: 0, maxIdleWorkers: 0 });
+  const cold = new Runtime();
   await cold.start();
   const coldTimes: number[] = [];
   for (let i = 0; i < (quick ? 5 : 15); i++) coldTimes.push(await firstByte(cold, hello));
@@ -88,7 +88,7 @@ async function cpuShare(): Promise<number> {
 }
 
 async function benchWakeups(ticker: WebAssembly.Module): Promise<void> {
-  const runtime = new Runtime({ minIdleWorkers: 2 });
+  const runtime = new Runtime();
   await runtime.start();
   const containers: Container[] = [];
   for (let i = 0; i < 100; i++) {
@@ -112,7 +112,7 @@ async function benchIdle(
   count: number,
   measureCpu: boolean,
 ): Promise<void> {
-  const runtime = new Runtime({ minIdleWorkers: 2, maxIdleWorkers: 2 });
+  const runtime = new Runtime();
   await runtime.start();
   await sleep(500);
   const before = process.memoryUsage().rss;
@@ -161,7 +161,7 @@ async function benchCompute(cpuloop: WebAssembly.Module): Promise<void> {
     new URL("../../test/guests/cpuloop.c", import.meta.url).pathname,
   ]);
   const rounds = quick ? "100" : "400";
-  const runtime = new Runtime({ minIdleWorkers: 1 });
+  const runtime = new Runtime();
   await runtime.start();
   const wasm: number[] = [];
   for (let i = 0; i < 2; i++) {
@@ -189,7 +189,7 @@ async function benchCompute(cpuloop: WebAssembly.Module): Promise<void> {
 }
 
 async function benchLogs(flood: WebAssembly.Module): Promise<void> {
-  const runtime = new Runtime({ minIdleWorkers: 1 });
+  const runtime = new Runtime();
   await runtime.start();
   const lines = quick ? 500_000 : 2_000_000;
   const rssBefore = process.memoryUsage().rss;

@@ -72,7 +72,8 @@ export class WasiRuntimePort implements RuntimePort {
         logRotation: this.#options.logRotation,
         ...(spec.entrypointExport === undefined ? {} : { entrypoint: spec.entrypointExport }),
         ...(spec.memoryLimitBytes === undefined ? {} : { memoryLimitBytes: spec.memoryLimitBytes }),
-        ...(spec.cpuRequestMillis === undefined ? {} : { cpuRequestMillis: spec.cpuRequestMillis }),
+        ...(spec.cpuLimitMillis === undefined ? {} : { cpuLimitMillis: spec.cpuLimitMillis }),
+        ...(spec.exclusiveCpu ? { exclusiveCpu: true } : {}),
       });
     } catch (error) {
       // Not started: no link or copy is left behind.

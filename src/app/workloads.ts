@@ -89,6 +89,7 @@ export class Workloads implements Component {
     kube.onFailure((failure) => this.metrics.apiErrors.inc({ ...failure }));
     this.#shutdownGraceMs = config.shutdownGracePeriodMs;
     this.runtime = new Runtime({
+      workers: config.runtimeWorkers,
       ...options.runtime,
       logger: logger.child({ component: "runtime" }),
     });
@@ -274,7 +275,7 @@ export class Workloads implements Component {
     this.metrics.podsByPhase.reset();
     for (const [phase, count] of phases) this.metrics.podsByPhase.set({ phase }, count);
     const stats = this.runtime.stats();
-    this.metrics.workers.set({ state: "idle" }, stats.idleWorkers);
+    this.metrics.workers.set({ state: "idle" }, stats.workers - stats.busyWorkers);
     this.metrics.workers.set({ state: "busy" }, stats.busyWorkers);
   }
 

@@ -3,6 +3,7 @@
 // the environment, the environment over the file, the file over defaults. The Config fields name
 // their units (`nodeLeaseRenewIntervalMs` is set by `--node-lease-renew-interval 10s`). Components
 // take only the slice they use: `Pick<Config, "nodeName" | "nodeIP">`.
+import { availableParallelism } from "node:os";
 import type { HostDefaults } from "./host-defaults.ts";
 import {
   parseBoolean,
@@ -74,6 +75,8 @@ export interface Config {
   nodeStatusUpdateFrequencyMs: number;
   nodeStatusReportFrequencyMs: number;
   shutdownGracePeriodMs: number;
+  /** Shared worker threads hosting the guests. */
+  runtimeWorkers: number;
   logLevel: LogLevel;
 }
 
@@ -425,6 +428,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     parse: positiveDuration,
     default: 30_000,
     defaultText: "30s",
+  }),
+  option("runtimeWorkers", {
+    group: "Pods",
+    placeholder: "N",
+    description:
+      "worker threads shared by all guests (a Guaranteed pod with whole CPUs gets threads of its own besides)",
+    parse: (raw) => parseInteger(raw, 1, 256),
+    default: availableParallelism(),
+    defaultText: "the number of cores",
   }),
   option("insecureRegistries", {
     group: "Images",

@@ -2,6 +2,7 @@
 // the binary before compiling, so it is part of the key), shared by every container of the image.
 // Before a module is handed out its imports are checked against what the runtime provides.
 import { WASM_PAGE_BYTES, withMemoryMaximum } from "../wasm/binary.ts";
+import { instrumentYieldPoints, YIELD_IMPORT } from "../wasm/yield-points.ts";
 import { imageError } from "./errors.ts";
 
 /**
@@ -17,6 +18,8 @@ export class ImportChecker {
   constructor(supported: SupportedImports) {
     this.#names = new Set();
     this.#modules = new Set();
+    // The yield point is wasmlet's own, added to every module it compiles.
+    this.#names.add(`${YIELD_IMPORT.module}.${YIELD_IMPORT.name}`);
     for (const entry of supported) {
       if (entry.endsWith(".*")) this.#modules.add(entry.slice(0, -2));
       else this.#names.add(entry);
@@ -111,6 +114,16 @@ export class ModuleCache {
     let bytes = (await request.load()) as Uint8Array<ArrayBuffer>;
     if (request.memoryLimitBytes !== undefined)
       bytes = withMemoryMaximum(bytes, request.memoryLimitBytes);
+    try {
+      // Yield points let the guest share a worker thread (see src/wasm/yield-points.ts).
+      bytes = instrumentYieldPoints(bytes) as Uint8Array<ArrayBuffer>;
+    } catch (error) {
+      throw imageError(
+        "WASMLET_ERR_IMAGE_INVALID_WASM",
+        `${request.what}: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
     this.#compilations++;
     let module: WebAssembly.Module;
     try {

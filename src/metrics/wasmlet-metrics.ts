@@ -29,7 +29,7 @@ export class WasmletMetrics {
   });
   readonly workers = new Gauge({
     name: "wasmlet_workers",
-    help: "Worker threads by state (idle, busy)",
+    help: "Shared worker threads by state (busy: hosting at least one guest)",
     labelNames: ["state"] as const,
     registers: [this.registry],
   });

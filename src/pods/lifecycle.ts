@@ -35,7 +35,7 @@ import { ConditionReason, ContainerReason, EventReason, EventType, PodReason } f
 import { serviceEnv } from "./service-env.ts";
 import { STATES, TRANSITIONS } from "./states/index.ts";
 import type { StateContext, StateName, SuperviseOutcome } from "./states/state.ts";
-import { buildStatus } from "./status.ts";
+import { buildStatus, qosClass } from "./status.ts";
 import { StatusPatcher } from "./status-patcher.ts";
 
 const DEFAULT_GRACE_SECONDS = 30;
@@ -645,10 +645,12 @@ export class PodLifecycle implements StateContext {
     if (image.entrypointExport !== undefined) runSpec.entrypointExport = image.entrypointExport;
     const memory = bytesOf(limits.memory);
     if (memory !== undefined) runSpec.memoryLimitBytes = memory;
-    const cpuRequest = millisOf(requests.cpu);
-    if (cpuRequest !== undefined) runSpec.cpuRequestMillis = cpuRequest;
     const cpuLimit = millisOf(limits.cpu);
     if (cpuLimit !== undefined) runSpec.cpuLimitMillis = cpuLimit;
+    // The static CPU manager's rule: whole CPUs for a container of a Guaranteed pod.
+    const cpuRequest = millisOf(requests.cpu);
+    if (cpuRequest !== undefined && cpuRequest % 1000 === 0 && qosClass(this.pod) === "Guaranteed")
+      runSpec.exclusiveCpu = true;
 
     // No new sidecar instance once the sidecars are being stopped (nothing awaits from here on).
     if (container.sidecar && this.#sidecarsEnd.signal.aborted) return { kind: "not-started" };

@@ -80,8 +80,10 @@ export interface RunSpec {
   /** The export to call; `_start` when absent. */
   entrypointExport?: string;
   memoryLimitBytes?: number;
-  cpuRequestMillis?: number;
+  /** CPU limit: a quota per 100 ms period. */
   cpuLimitMillis?: number;
+  /** A thread of its own (whole CPUs of a Guaranteed pod). */
+  exclusiveCpu?: boolean;
   /** Plain labels for metrics and logs (namespace, pod, uid, container); the runtime does not interpret them. */
   labels: Record<string, string>;
 }

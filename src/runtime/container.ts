@@ -2,7 +2,6 @@
 // exec'd into. Its execs die with it, as processes in a container's cgroup do.
 import { runtimeError } from "./errors.ts";
 import { type InstanceContext, InstanceHandle, type InstanceParams } from "./instance.ts";
-import { niceForCpuRequest } from "./priority.ts";
 import { checkExecOptions } from "./spec.ts";
 import type { Container, ContainerSpec, ExecOptions, Instance, OutputListener } from "./types.ts";
 
@@ -20,7 +19,8 @@ export class ContainerHandle extends InstanceHandle implements Container {
       mounts: spec.mounts,
       entrypoint: spec.entrypoint ?? "_start",
       memoryLimitBytes: spec.memoryLimitBytes,
-      nice: niceForCpuRequest(spec.cpuRequestMillis),
+      cpuLimitMillis: spec.cpuLimitMillis,
+      dedicated: spec.exclusiveCpu === true,
       stdin: spec.stdin === true,
       output: { kind: "log", logPath: spec.logPath, rotation: spec.logRotation, maxLineBytes },
       deadlineMs: spec.deadlineMs,
@@ -60,6 +60,7 @@ export class ContainerHandle extends InstanceHandle implements Container {
         output: { kind: "stream" },
         deadlineMs: options.deadlineMs,
         sink: options.onOutput,
+        near: this.worker,
       },
       {
         ...this.context,

@@ -1,14 +1,22 @@
 // Both ends of an instance's shared control block (layout in protocol.ts). The host end lives in
 // the runtime's thread; the guest end in the worker, used from inside WASI calls. The guest only
 // ever waits on the DOORBELL slot, and the host bumps it after every change it makes, so a single
-// Atomics.wait wakes for stop requests, stdin data, stdin close and output drained alike.
+// Atomics.waitAsync wakes for stop requests, stdin data, stdin close and output drained alike.
+// The guest waits asynchronously: its stack is suspended (JSPI), the worker's thread runs others.
 import { runtimeError } from "./errors.ts";
-import { Control, STDIN_RING_BYTES, StopLevel } from "./protocol.ts";
+import {
+  CONTROL_BYTES,
+  Control,
+  CPU_NANOS_INDEX,
+  STDIN_RING_BYTES,
+  StopLevel,
+} from "./protocol.ts";
 
 export class HostControl {
   readonly control: SharedArrayBuffer;
   readonly stdinRing: SharedArrayBuffer;
   readonly #slots: Int32Array;
+  readonly #cpu: BigInt64Array;
   readonly #ring: Uint8Array;
   #stdinOpen: boolean;
   #finished = false;
@@ -16,9 +24,12 @@ export class HostControl {
   #writing: Promise<void> = Promise.resolve();
 
   constructor(stdin: boolean) {
-    this.control = new SharedArrayBuffer(Control.LENGTH * 4);
-    this.stdinRing = new SharedArrayBuffer(STDIN_RING_BYTES);
-    this.#slots = new Int32Array(this.control);
+    this.control = new SharedArrayBuffer(CONTROL_BYTES);
+    // Most guests never get stdin: they share no ring at all (a 64 KiB ring each would be most of
+    // an idle guest's cost).
+    this.stdinRing = new SharedArrayBuffer(stdin ? STDIN_RING_BYTES : 0);
+    this.#slots = new Int32Array(this.control, 0, Control.LENGTH);
+    this.#cpu = new BigInt64Array(this.control);
     this.#ring = new Uint8Array(this.stdinRing);
     this.#stdinOpen = stdin;
     if (!stdin) Atomics.store(this.#slots, Control.STDIN_CLOSED, 1);
@@ -51,6 +62,11 @@ export class HostControl {
 
   memoryBytes(): number {
     return Atomics.load(this.#slots, Control.MEMORY_PAGES) * 65536;
+  }
+
+  /** CPU time the guest has run so far, in nanoseconds. */
+  cpuNanos(): bigint {
+    return Atomics.load(this.#cpu, CPU_NANOS_INDEX);
   }
 
   get stdinOpen(): boolean {
@@ -118,11 +134,22 @@ export class StopRequested {
 
 export class GuestControl {
   readonly #slots: Int32Array;
+  readonly #cpu: BigInt64Array;
   readonly #ring: Uint8Array;
 
   constructor(control: SharedArrayBuffer, stdinRing: SharedArrayBuffer) {
-    this.#slots = new Int32Array(control);
+    this.#slots = new Int32Array(control, 0, Control.LENGTH);
+    this.#cpu = new BigInt64Array(control);
     this.#ring = new Uint8Array(stdinRing);
+  }
+
+  /** Publishes the CPU time the guest has run so far. */
+  publishCpu(nanos: bigint): void {
+    Atomics.store(this.#cpu, CPU_NANOS_INDEX, nanos);
+  }
+
+  get stopLevel(): number {
+    return Atomics.load(this.#slots, Control.STOP);
   }
 
   /** Throws StopRequested when the host asked the guest to end. */
@@ -136,12 +163,13 @@ export class GuestControl {
   }
 
   /**
-   * Sleeps until the host rings (any change) or `timeoutMs` passes; throws StopRequested. Pass
-   * the doorbell value read before checking the condition waited for, so no wake-up is lost.
+   * Resolves when the host rings (any change) or `timeoutMs` passes; rejects with StopRequested.
+   * Pass the doorbell value read before checking the condition waited for, so no wake-up is lost.
    */
-  wait(bell: number, timeoutMs: number): void {
+  async wait(bell: number, timeoutMs: number): Promise<void> {
     this.checkStop();
-    Atomics.wait(this.#slots, Control.DOORBELL, bell, timeoutMs);
+    const waiting = Atomics.waitAsync(this.#slots, Control.DOORBELL, bell, timeoutMs);
+    if (waiting.async) await waiting.value;
     this.checkStop();
   }
 

@@ -42,4 +42,14 @@ export const runtimeError = defineErrors({
   WASMLET_ERR_WORKER: {
     description: "A worker thread failed to start or crashed outside the guest.",
   },
+  WASMLET_ERR_JSPI_UNAVAILABLE: {
+    description:
+      "This Node.js lacks WebAssembly JavaScript Promise Integration, which lets many guests share a thread.",
+    hint: "run wasmlet on the Node.js version its package.json pins",
+  },
+  WASMLET_ERR_MODULE_NOT_INSTRUMENTED: {
+    description:
+      "A compiled module handed to the runtime lacks wasmlet's yield points, so it could hold a shared worker forever.",
+    hint: "pass the module's bytes, or compile it with compileModule() (which adds them)",
+  },
 });

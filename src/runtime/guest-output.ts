@@ -1,22 +1,42 @@
 // Where a guest's stdout and stderr go, inside the worker. A container writes CRI log records to
 // its log file (the worker writes them itself: no copy to the host, no unbounded buffer) and, while
-// someone is attached, posts a lossy live copy. An exec posts every chunk and waits while the host
-// has not settled more than STREAM_OUTPUT_LIMIT bytes (backpressure, no loss).
+// someone is attached, posts a lossy live copy. An exec posts every chunk and waits (suspended,
+// without holding the thread) while the host has not settled more than STREAM_OUTPUT_LIMIT bytes
+// (backpressure, no loss). One fd_write takes at most MAX_WRITE_BYTES, like a pipe's short write:
+// a guest cannot hand wasmlet its whole memory in one call (64 iovecs over 32 MiB were 2 GiB).
 import { CriLogWriter } from "../logs/log-writer.ts";
 import type { GuestControl } from "./control.ts";
 import type { OutputMode, WorkerToHost } from "./protocol.ts";
 import { LISTENER_OUTPUT_LIMIT, STREAM_OUTPUT_LIMIT } from "./protocol.ts";
 import type { OutputStream } from "./types.ts";
 
+/** The most one write accepts; wasi-libc and Go write the rest in further calls. */
+export const MAX_WRITE_BYTES = 1024 * 1024;
+
 export interface GuestOutput {
-  /** Returns the bytes accepted. */
-  write(stream: OutputStream, buffers: Uint8Array[]): number;
+  /** Returns the bytes accepted (at most MAX_WRITE_BYTES), or a promise of them. */
+  write(stream: OutputStream, buffers: Uint8Array[]): number | Promise<number>;
   /** The guest is about to block: make unfinished lines visible. */
   flush(): void;
   close(): void;
 }
 
 type Post = (message: WorkerToHost, transfer?: ArrayBuffer[]) => void;
+type Wait = (bell: number, timeoutMs: number) => Promise<void>;
+
+/** The leading MAX_WRITE_BYTES of the buffers (views, no copy), and their total size. */
+function bounded(buffers: Uint8Array[]): { buffers: Uint8Array[]; total: number } {
+  const out: Uint8Array[] = [];
+  let total = 0;
+  for (const b of buffers) {
+    if (total === MAX_WRITE_BYTES) break;
+    const take = Math.min(b.length, MAX_WRITE_BYTES - total);
+    if (take === 0) continue;
+    out.push(take === b.length ? b : b.subarray(0, take));
+    total += take;
+  }
+  return { buffers: out, total };
+}
 
 function concat(buffers: Uint8Array[], total: number): Uint8Array {
   const out = new Uint8Array(total);
@@ -28,15 +48,17 @@ function concat(buffers: Uint8Array[], total: number): Uint8Array {
   return out;
 }
 
+/** `wait` suspends the guest until the host rings its doorbell (see WasiHost). */
 export function createGuestOutput(
   mode: OutputMode,
   instanceId: string,
   control: GuestControl,
   post: Post,
+  wait: Wait,
 ): GuestOutput {
   return mode.kind === "log"
     ? new LogOutput(mode, instanceId, control, post)
-    : new StreamOutput(instanceId, control, post);
+    : new StreamOutput(instanceId, control, post, wait);
 }
 
 class LogOutput implements GuestOutput {
@@ -63,9 +85,8 @@ class LogOutput implements GuestOutput {
     this.#post = post;
   }
 
-  write(stream: OutputStream, buffers: Uint8Array[]): number {
-    let total = 0;
-    for (const b of buffers) total += b.length;
+  write(stream: OutputStream, iovecs: Uint8Array[]): number {
+    const { buffers, total } = bounded(iovecs);
     if (total === 0) return 0;
     for (const b of buffers) this.#guard(() => this.#writer.write(stream, b));
     if (this.#control.listeners() > 0) {
@@ -110,23 +131,34 @@ class StreamOutput implements GuestOutput {
   readonly #instanceId: string;
   readonly #control: GuestControl;
   readonly #post: Post;
+  readonly #wait: Wait;
 
-  constructor(instanceId: string, control: GuestControl, post: Post) {
+  constructor(instanceId: string, control: GuestControl, post: Post, wait: Wait) {
     this.#instanceId = instanceId;
     this.#control = control;
     this.#post = post;
+    this.#wait = wait;
   }
 
-  write(stream: OutputStream, buffers: Uint8Array[]): number {
-    let total = 0;
-    for (const b of buffers) total += b.length;
+  write(stream: OutputStream, iovecs: Uint8Array[]): number | Promise<number> {
+    const { buffers, total } = bounded(iovecs);
     if (total === 0) return 0;
-    for (;;) {
-      const bell = this.#control.doorbell();
-      const pending = this.#control.outputPending();
-      if (pending === 0 || pending + total <= STREAM_OUTPUT_LIMIT) break;
-      this.#control.wait(bell, 1000);
-    }
+    if (this.#fits(total)) return this.#send(stream, buffers, total);
+    return (async () => {
+      for (;;) {
+        const bell = this.#control.doorbell();
+        if (this.#fits(total)) return this.#send(stream, buffers, total);
+        await this.#wait(bell, 1000);
+      }
+    })();
+  }
+
+  #fits(total: number): boolean {
+    const pending = this.#control.outputPending();
+    return pending === 0 || pending + total <= STREAM_OUTPUT_LIMIT;
+  }
+
+  #send(stream: OutputStream, buffers: Uint8Array[], total: number): number {
     const data = concat(buffers, total);
     this.#control.addOutputPending(total);
     this.#post({ type: "output", instanceId: this.#instanceId, stream, data }, [

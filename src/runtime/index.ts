@@ -9,7 +9,6 @@ export {
   missingImports,
   SUPPORTED_IMPORTS,
 } from "./module-check.ts";
-export { niceForCpuRequest } from "./priority.ts";
 export { Runtime, type RuntimeStats } from "./runtime.ts";
 export type {
   Container,

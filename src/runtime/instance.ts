@@ -1,6 +1,6 @@
-// The host side of one running instance (a container or an exec): takes a worker from the pool,
-// sends it the run, relays output, enforces stop grace periods and deadlines, and turns the
-// worker's report (or the lack of one) into an ExitStatus.
+// The host side of one running instance (a container or an exec): places it on a worker, sends
+// it the run, relays output, enforces stop grace periods and deadlines, and turns the worker's
+// report (or the lack of one) into an ExitStatus.
 
 import { HostControl } from "./control.ts";
 import { runtimeError } from "./errors.ts";
@@ -16,12 +16,14 @@ import type {
   OutputStream,
   RuntimeLogger,
 } from "./types.ts";
-import type { WorkerLease, WorkerPool } from "./worker-pool.ts";
+import type { GuestWorker, WorkerPool } from "./worker-pool.ts";
 
-/** After the kill flag is set, a guest in a WASI call ends at once; others are terminated after this. */
-const KILL_WINDOW_MS = 20;
-/** Workers whose guest left more linear memory than this are not reused (it is freed with them). */
-const REUSE_MAX_MEMORY_BYTES = 32 * 1024 * 1024;
+/**
+ * After the kill flag is set, a guest ends at its next WASI call or yield point (well under a
+ * millisecond apart). One that is still there after this is stuck in the host (a hung file
+ * system): its whole worker is terminated, the only way to take the thread back.
+ */
+const STUCK_AFTER_MS = 5000;
 
 export interface InstanceParams {
   id: string;
@@ -31,7 +33,11 @@ export interface InstanceParams {
   mounts: Mount[];
   entrypoint: string;
   memoryLimitBytes: number | undefined;
-  nice: number | undefined;
+  cpuLimitMillis: number | undefined;
+  /** A worker of its own (exclusive CPUs). */
+  dedicated: boolean;
+  /** Run on this worker (an exec beside its container). */
+  near?: GuestWorker;
   stdin: boolean;
   output: OutputMode;
   deadlineMs: number | undefined;
@@ -55,12 +61,11 @@ export class InstanceHandle implements Instance {
   #resolveStarted!: (date: Date) => void;
   #rejectStarted!: (error: Error) => void;
   #resolveExited!: (status: ExitStatus) => void;
-  #lease: WorkerLease | undefined;
+  #worker: GuestWorker | undefined;
   #module: WebAssembly.Module | undefined;
   #status: ExitStatus | undefined;
   #startedAt: Date | undefined;
-  #cpuBaseline: CpuUsage | undefined;
-  #lastCpu: CpuUsage = { user: 0, system: 0 };
+  #finalCpu: CpuUsage | undefined;
   #finalMemory = 0;
   #killed: KillCause | undefined;
   #terminating = false;
@@ -100,6 +105,11 @@ export class InstanceHandle implements Instance {
     return this.#module;
   }
 
+  /** The worker the instance runs on, once placed. */
+  protected get worker(): GuestWorker | undefined {
+    return this.#worker;
+  }
+
   async #launch(): Promise<void> {
     const { params } = this;
     let module: WebAssembly.Module;
@@ -115,21 +125,26 @@ export class InstanceHandle implements Instance {
     }
     this.#module = module;
     if (this.#status) return;
-    let lease: WorkerLease;
+    let worker: GuestWorker;
     try {
-      lease = await this.context.pool.acquire();
+      worker = await this.context.pool.place(
+        this.id,
+        {
+          onMessage: (message) => this.#onMessage(message),
+          onExit: (error) => this.#onWorkerExit(error),
+        },
+        params.near ? { near: params.near } : { dedicated: params.dedicated },
+      );
     } catch (error) {
       this.#finish({ outcome: { kind: "start-failed", error: toWireError(error) } });
       return;
     }
     if (this.#status) {
-      lease.release(true);
+      worker.detach(this.id);
       return;
     }
-    this.#lease = lease;
-    lease.onMessage = (message) => this.#onMessage(message);
-    lease.onExit = (error) => this.#onWorkerExit(error);
-    lease.post({
+    this.#worker = worker;
+    worker.post({
       type: "run",
       instanceId: this.id,
       module,
@@ -138,19 +153,18 @@ export class InstanceHandle implements Instance {
       mounts: params.mounts,
       entrypoint: params.entrypoint,
       memoryLimitBytes: params.memoryLimitBytes,
-      nice: params.nice,
+      cpuLimitMillis: params.cpuLimitMillis,
       control: this.#control.control,
       stdinRing: this.#control.stdinRing,
       output: params.output,
     });
-    if (this.#killed) this.#scheduleTerminate();
+    if (this.#killed) this.#watchForStuck();
   }
 
   #onMessage(message: WorkerToHost): void {
     switch (message.type) {
       case "started":
         this.#startedAt = new Date(message.startedAt);
-        this.#cpuBaseline = message.cpu;
         if (this.params.deadlineMs !== undefined) {
           const deadlineMs = this.params.deadlineMs;
           this.#deadlineTimer = setTimeout(
@@ -170,16 +184,12 @@ export class InstanceHandle implements Instance {
         );
         break;
       case "exited": {
-        const lease = this.#lease;
         this.#reported = true;
-        this.#lastCpu = message.cpu;
         this.#finalMemory = message.memoryBytes;
+        this.#worker?.detach(this.id);
         const facts = { outcome: message.outcome, finishedAt: new Date(message.finishedAt) };
         // Everything the guest wrote is delivered before it is reported gone.
-        void this.#outputChain.then(() => {
-          this.#finish(facts);
-          lease?.release(message.reusable && message.memoryBytes <= REUSE_MAX_MEMORY_BYTES);
-        });
+        void this.#outputChain.then(() => this.#finish(facts));
         break;
       }
       case "ready":
@@ -213,7 +223,10 @@ export class InstanceHandle implements Instance {
     const code = (error as NodeJS.ErrnoException | undefined)?.code;
     this.#finish({
       outcome: undefined,
-      crash: { message: error?.message ?? "the thread exited", ...(code ? { code } : {}) },
+      crash: {
+        message: error?.message ?? "the thread ended, and every guest on it with it",
+        ...(code ? { code } : {}),
+      },
     });
   }
 
@@ -230,6 +243,7 @@ export class InstanceHandle implements Instance {
     });
     this.#status = status;
     this.#finalMemory = this.#finalMemory || this.#control.memoryBytes();
+    this.#finalCpu = this.#cpuNow();
     clearTimeout(this.#graceTimer);
     clearTimeout(this.#deadlineTimer);
     clearTimeout(this.#killTimer);
@@ -263,25 +277,29 @@ export class InstanceHandle implements Instance {
     return this.exited;
   }
 
-  /** Ends the instance now: at its next WASI call, or by terminating its thread. */
+  /** Ends the instance now: at its next WASI call or yield point. */
   kill(cause: KillCause): void {
     if (this.#status) return;
     this.#killed ??= cause;
     this.#control.requestStop(StopLevel.KILL);
-    // Without a worker yet, #launch schedules the termination once it has one.
-    if (this.#lease) this.#scheduleTerminate();
+    // Without a worker yet, #launch starts the watch once it has one.
+    if (this.#worker) this.#watchForStuck();
   }
 
-  #scheduleTerminate(): void {
+  #watchForStuck(): void {
     if (this.#killTimer) return;
-    this.#killTimer = setTimeout(() => void this.#terminate(), KILL_WINDOW_MS);
+    this.#killTimer = setTimeout(() => void this.#terminateWorker(), STUCK_AFTER_MS);
   }
 
-  async #terminate(): Promise<void> {
-    const lease = this.#lease;
-    if (this.#status || this.#reported || !lease) return;
+  async #terminateWorker(): Promise<void> {
+    const worker = this.#worker;
+    if (this.#status || this.#reported || !worker) return;
+    this.context.logger?.warn(
+      { instance: this.id },
+      "guest did not stop within 5 s of being killed; terminating its worker thread and the guests on it",
+    );
     this.#terminating = true;
-    await lease.terminate();
+    await worker.terminate();
     this.#finish({ outcome: undefined });
   }
 
@@ -295,19 +313,13 @@ export class InstanceHandle implements Instance {
     this.#control.closeStdin();
   }
 
+  /** The guest's own CPU time (its running stretches on the shared thread). */
   async cpuUsage(): Promise<CpuUsage> {
-    const lease = this.#lease;
-    const baseline = this.#cpuBaseline;
-    if (this.#status || !lease || !baseline) return { ...this.#lastCpu };
-    try {
-      const total = await lease.cpuUsage();
-      if (!this.#status)
-        this.#lastCpu = {
-          user: total.user - baseline.user,
-          system: total.system - baseline.system,
-        };
-    } catch {}
-    return { ...this.#lastCpu };
+    return this.#finalCpu ?? this.#cpuNow();
+  }
+
+  #cpuNow(): CpuUsage {
+    return { user: Number(this.#control.cpuNanos() / 1000n), system: 0 };
   }
 
   memoryBytes(): number {

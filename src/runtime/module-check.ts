@@ -3,19 +3,22 @@
 // the names at once (instantiation would only name the first).
 import { isWasmletError } from "../errors.ts";
 import { wasmKind, withMemoryMaximum } from "../wasm/binary.ts";
+import { instrumentYieldPoints, YIELD_IMPORT } from "../wasm/yield-points.ts";
 import { runtimeError } from "./errors.ts";
 import { WASI_FUNCTIONS, WASI_MODULE } from "./wasi-abi.ts";
 
-/** Every import the runtime provides, by module name: all of preview1's functions. */
+/**
+ * Every import the runtime provides, by module name: all of preview1's functions, and the yield
+ * point that instrumentYieldPoints adds (a module that imports it of its own is refused there).
+ */
 export const SUPPORTED_IMPORTS: Readonly<Record<string, readonly string[]>> = Object.freeze({
   [WASI_MODULE]: Object.freeze(Object.keys(WASI_FUNCTIONS)),
+  [YIELD_IMPORT.module]: Object.freeze([YIELD_IMPORT.name]),
 });
-
-const supported = new Set(Object.keys(WASI_FUNCTIONS));
 
 /** Whether the runtime provides this import. */
 export function isProvidedImport(item: WebAssembly.ModuleImportDescriptor): boolean {
-  return item.module === WASI_MODULE && item.kind === "function" && supported.has(item.name);
+  return item.kind === "function" && SUPPORTED_IMPORTS[item.module]?.includes(item.name) === true;
 }
 
 /** The module's imports the runtime lacks, as `module.name` (plus ` (memory)` etc. for non-functions). */
@@ -29,8 +32,23 @@ export function missingImports(module: WebAssembly.Module): string[] {
     );
 }
 
+function isYieldImport(item: WebAssembly.ModuleImportDescriptor): boolean {
+  return (
+    item.module === YIELD_IMPORT.module &&
+    item.name === YIELD_IMPORT.name &&
+    item.kind === "function"
+  );
+}
+
 /** Throws a WasmletError naming what keeps the module from running with this entrypoint. */
 export function checkModule(module: WebAssembly.Module, entrypoint: string): void {
+  const imports = WebAssembly.Module.imports(module);
+  if (!imports.some(isYieldImport)) {
+    throw runtimeError(
+      "WASMLET_ERR_MODULE_NOT_INSTRUMENTED",
+      "the compiled module has no yield points: it could hold a shared worker thread forever",
+    );
+  }
   const missing = missingImports(module);
   if (missing.length > 0) {
     throw runtimeError(
@@ -64,8 +82,9 @@ export function checkModule(module: WebAssembly.Module, entrypoint: string): voi
 
 /**
  * Compiles raw bytes for the runtime: checks they are a core module, caps memory at
- * `memoryLimitBytes` (see withMemoryMaximum) and compiles. Errors are WASMLET_ERR_MODULE_INVALID
- * (or the wasm/ codes for bytes that are not a module at all).
+ * `memoryLimitBytes` (see withMemoryMaximum), adds yield points (see instrumentYieldPoints) and
+ * compiles. Errors are WASMLET_ERR_MODULE_INVALID (or the wasm/ codes for bytes that are not a
+ * module at all).
  */
 export async function compileModule(
   bytes: Uint8Array,
@@ -80,11 +99,14 @@ export async function compileModule(
         : "the bytes are not a WebAssembly module (bad magic number)",
     );
   }
-  let capped = bytes;
+  let prepared: Uint8Array;
   try {
     // A module whose minimum is above the limit keeps it; the worker reports that as OOMKilled.
-    if (memoryLimitBytes !== undefined)
-      capped = withMemoryMaximum(bytes as Uint8Array<ArrayBuffer>, memoryLimitBytes);
+    const capped =
+      memoryLimitBytes === undefined
+        ? bytes
+        : withMemoryMaximum(bytes as Uint8Array<ArrayBuffer>, memoryLimitBytes);
+    prepared = instrumentYieldPoints(capped);
   } catch (error) {
     throw runtimeError(
       "WASMLET_ERR_MODULE_INVALID",
@@ -95,7 +117,7 @@ export async function compileModule(
     );
   }
   try {
-    return await WebAssembly.compile(capped as Uint8Array<ArrayBuffer>);
+    return await WebAssembly.compile(prepared as Uint8Array<ArrayBuffer>);
   } catch (error) {
     throw runtimeError(
       "WASMLET_ERR_MODULE_INVALID",

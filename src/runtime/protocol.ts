@@ -1,11 +1,12 @@
 // The one protocol between the runtime (host thread) and its workers. Messages are a tagged union
 // both sides type-check against; errors cross as plain { code, message, hint }.
 //
-// While a guest runs, its worker thread is inside synchronous wasm code and reads no messages, so
-// everything the host must tell a running guest goes through a SharedArrayBuffer instead: the
-// control block below (stop requests, stdin, output backpressure, published memory size).
+// A worker hosts many guests; a guest computing between yield points holds the thread and reads no
+// messages, so everything the host must tell a running guest goes through a SharedArrayBuffer
+// instead: the control block below (stop requests, stdin, output backpressure, published memory
+// size and CPU time). Messages carry what starts and ends an instance, and its output.
 import type { LogRotation } from "../logs/log-writer.ts";
-import type { CpuUsage, Mount, OutputStream } from "./types.ts";
+import type { Mount, OutputStream } from "./types.ts";
 
 export interface WireError {
   code: string;
@@ -29,8 +30,8 @@ export interface RunMessage {
   mounts: Mount[];
   entrypoint: string;
   memoryLimitBytes: number | undefined;
-  /** Thread nice value to apply for this instance (reset afterwards). */
-  nice: number | undefined;
+  /** CPU quota in millicores (100 ms periods, like CFS); undefined: unlimited. */
+  cpuLimitMillis: number | undefined;
   /** Int32Array view: see Control. */
   control: SharedArrayBuffer;
   /** Stdin ring buffer bytes (STDIN_RING_BYTES). */
@@ -51,8 +52,8 @@ export type Outcome =
   | { kind: "start-failed"; error: WireError };
 
 export type WorkerToHost =
-  | { type: "ready"; tid: number | undefined }
-  | { type: "started"; instanceId: string; startedAt: number; cpu: CpuUsage }
+  | { type: "ready" }
+  | { type: "started"; instanceId: string; startedAt: number }
   | { type: "output"; instanceId: string; stream: OutputStream; data: Uint8Array }
   | { type: "warning"; instanceId: string; message: string }
   | {
@@ -61,10 +62,6 @@ export type WorkerToHost =
       outcome: Outcome;
       finishedAt: number;
       memoryBytes: number;
-      /** CPU used by this instance. */
-      cpu: CpuUsage;
-      /** The worker may run another instance. */
-      reusable: boolean;
     };
 
 /** Int32 slots of the control block. */
@@ -86,6 +83,10 @@ export const Control = {
   STDIN_READ: 7,
   LENGTH: 8,
 } as const;
+
+/** The control block: the Int32 slots, then the guest's CPU time (ns) as one BigInt64. */
+export const CONTROL_BYTES = Control.LENGTH * 4 + 8;
+export const CPU_NANOS_INDEX = Control.LENGTH / 2;
 
 export const StopLevel = { NONE: 0, TERM: 1, KILL: 2 } as const;
 

@@ -1,27 +1,28 @@
-// The long-lived runtime: a worker pool and the containers running on it.
+// The long-lived runtime: a few shared worker threads and the containers running on them.
 //
 //   const runtime = new Runtime({ logger });
 //   await runtime.start();
 //   const container = runtime.run({ id, module, args, env, mounts, logPath });
 //   const status = await container.exited;
 //   await runtime.close();
+import { availableParallelism } from "node:os";
 import { DEFAULT_MAX_LINE_BYTES } from "../logs/cri-format.ts";
 import { ContainerHandle } from "./container.ts";
 import { runtimeError } from "./errors.ts";
 import type { InstanceContext } from "./instance.ts";
+import { jspiAvailable } from "./jspi.ts";
 import { checkContainerSpec } from "./spec.ts";
 import type { Container, ContainerSpec, RuntimeOptions } from "./types.ts";
 import { WorkerPool } from "./worker-pool.ts";
 
 export interface RuntimeStats {
+  /** Live containers. */
   running: number;
-  idleWorkers: number;
+  /** Live instances (containers and execs) on the workers. */
+  guests: number;
+  /** Worker threads, and those hosting at least one guest. */
+  workers: number;
   busyWorkers: number;
-  /** Workers spawned since start, and how many starts found no idle worker. */
-  workersSpawned: number;
-  coldStarts: number;
-  /** Idle workers the pool currently aims for. */
-  idleTarget: number;
 }
 
 function checkCount(
@@ -52,18 +53,14 @@ export class Runtime {
   #destroying: Promise<void> | undefined;
 
   constructor(options: RuntimeOptions = {}) {
-    const minIdle = checkCount(options.minIdleWorkers, "minIdleWorkers", 2, 0);
-    const maxIdle = checkCount(
-      options.maxIdleWorkers,
-      "maxIdleWorkers",
-      Math.max(16, minIdle),
-      minIdle,
-    );
+    if (!jspiAvailable) {
+      throw runtimeError(
+        "WASMLET_ERR_JSPI_UNAVAILABLE",
+        `Node ${process.versions.node} lacks WebAssembly JSPI (WebAssembly.Suspending), which wasmlet's guests need`,
+      );
+    }
     this.#pool = new WorkerPool({
-      minIdle,
-      maxIdle,
-      idleTimeoutMs: checkCount(options.idleTimeoutMs, "idleTimeoutMs", 30_000, 0),
-      maxRunsPerWorker: checkCount(options.maxRunsPerWorker, "maxRunsPerWorker", 100, 1),
+      workers: checkCount(options.workers, "workers", availableParallelism(), 1),
       logger: options.logger,
     });
     this.#maxLineBytes = checkCount(
@@ -82,12 +79,12 @@ export class Runtime {
     };
   }
 
-  /** Resolves once start() has warmed the pool. */
+  /** Resolves once start() has started the workers. */
   get ready(): Promise<void> {
     return this.#ready ?? this.start();
   }
 
-  /** Spawns the idle workers. Idempotent. */
+  /** Spawns the shared workers. Idempotent. */
   start(): Promise<void> {
     if (this.#state !== "new") {
       return (
@@ -135,11 +132,9 @@ export class Runtime {
     const pool = this.#pool.stats();
     return {
       running: this.#containers.size,
-      idleWorkers: pool.idle,
+      guests: pool.guests,
+      workers: pool.workers,
       busyWorkers: pool.busy,
-      workersSpawned: pool.spawned,
-      coldStarts: pool.coldStarts,
-      idleTarget: pool.target,
     };
   }
 

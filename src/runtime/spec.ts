@@ -88,7 +88,7 @@ export function checkContainerSpec(spec: ContainerSpec): ContainerSpec {
       invalid("logRotation.maxFiles must be an integer");
   }
   checkPositive(spec.memoryLimitBytes, "memoryLimitBytes", 65536);
-  checkPositive(spec.cpuRequestMillis, "cpuRequestMillis", 0);
+  checkPositive(spec.cpuLimitMillis, "cpuLimitMillis", 1);
   checkPositive(spec.deadlineMs, "deadlineMs", 1);
   return {
     ...spec,

@@ -38,8 +38,13 @@ export interface ContainerSpec {
   /** CRI-format log file for stdout and stderr (see src/logs/log-writer.ts for the layout). */
   logPath: string;
   logRotation?: LogRotation;
-  /** CPU request; mapped to the worker thread's nice value where the OS allows. */
-  cpuRequestMillis?: number;
+  /**
+   * CPU limit in millicores: a quota per 100 ms period, as CFS enforces `limits.cpu` (the guest is
+   * held once it used 20 ms of a period at 200m). Its execs have quotas of their own.
+   */
+  cpuLimitMillis?: number;
+  /** A worker thread of its own (a Guaranteed pod with whole CPUs, like the static CPU manager). */
+  exclusiveCpu?: boolean;
   /** Hard stop this long after start: reason DeadlineExceeded, exit code 137. */
   deadlineMs?: number;
 }
@@ -82,16 +87,16 @@ export interface Instance {
   readonly exited: Promise<ExitStatus>;
   readonly running: boolean;
   /**
-   * Asks the guest to stop: it ends at its next WASI call (sleeps and blocking reads are cut
-   * short) with exit code 143, like SIGTERM without a handler. Still running after
-   * `gracePeriodMs`, its thread is terminated: exit code 137. Calling again can shorten the grace.
+   * Asks the guest to stop: it ends at its next WASI call or yield point (sleeps and blocking
+   * reads are cut short) with exit code 143, like SIGTERM without a handler. Still running after
+   * `gracePeriodMs`, it is killed: exit code 137. Calling again can shorten the grace.
    */
   stop(gracePeriodMs: number): Promise<ExitStatus>;
   /** Feeds stdin (waits while the 64 KiB channel is full). Rejects when stdin is not open. */
   writeStdin(data: Uint8Array | string): Promise<void>;
   /** The guest reads end-of-file once buffered input is consumed. Idempotent. */
   closeStdin(): void;
-  /** CPU time of the guest's thread since this instance started. */
+  /** CPU time the guest has run since it started. */
   cpuUsage(): Promise<CpuUsage>;
   /** Size of the guest's linear memory, as of its last WASI call. */
   memoryBytes(): number;
@@ -129,13 +134,8 @@ export interface RuntimeLogger {
 }
 
 export interface RuntimeOptions {
-  /** Idle workers kept ready at the least (default 2) and at the most (default 16). */
-  minIdleWorkers?: number;
-  maxIdleWorkers?: number;
-  /** Idle workers above the demand-driven target retire after this long (default 30 s). */
-  idleTimeoutMs?: number;
-  /** A worker is retired after this many instances (default 100). */
-  maxRunsPerWorker?: number;
+  /** Shared worker threads that host the guests (default: one per core). */
+  workers?: number;
   /** Content bytes per log record before a line is cut into P records (default 16 KiB). */
   maxLogLineBytes?: number;
   /** Grace period close() gives running instances (default 10 s). */

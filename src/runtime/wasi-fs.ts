@@ -63,10 +63,13 @@ import {
   WRITE_RIGHTS,
 } from "./wasi-abi.ts";
 
-/** What the host side provides for descriptors 0-2. Results are byte counts or -errno. */
+/**
+ * What the host side provides for descriptors 0-2. Results are byte counts or -errno, or a promise
+ * of one when the guest must wait (its call then suspends it).
+ */
 export interface Stdio {
-  readStdin(buffers: Uint8Array[], nonblocking: boolean): number;
-  writeOutput(stream: OutputStream, buffers: Uint8Array[]): number;
+  readStdin(buffers: Uint8Array[], nonblocking: boolean): number | Promise<number>;
+  writeOutput(stream: OutputStream, buffers: Uint8Array[]): number | Promise<number>;
 }
 
 export interface PreopenMount {
@@ -470,7 +473,12 @@ export class WasiFs {
     return Errno.SUCCESS;
   }
 
-  fd_read(fd: number, iovs: number, iovsLength: number, nreadPointer: number): number {
+  fd_read(
+    fd: number,
+    iovs: number,
+    iovsLength: number,
+    nreadPointer: number,
+  ): number | Promise<number> {
     const entry = this.entry(fd);
     if (!entry) return Errno.EBADF;
     this.#memory.check(nreadPointer, 4);
@@ -478,9 +486,9 @@ export class WasiFs {
     if (entry.kind === "stdin") {
       if (!(entry.rightsBase & Rights.FD_READ)) return Errno.EBADF;
       const n = this.#stdio.readStdin(buffers, (entry.fdflags & Fdflags.NONBLOCK) !== 0);
-      if (n < 0) return -n;
-      this.#memory.setU32(nreadPointer, n);
-      return Errno.SUCCESS;
+      return typeof n === "number"
+        ? this.#transferred(n, nreadPointer)
+        : n.then((bytes) => this.#transferred(bytes, nreadPointer));
     }
     if (entry.kind === "dir") return Errno.EISDIR;
     if (entry.kind !== "file" || !entry.readable || !(entry.rightsBase & Rights.FD_READ))
@@ -503,7 +511,12 @@ export class WasiFs {
     return Errno.SUCCESS;
   }
 
-  fd_write(fd: number, iovs: number, iovsLength: number, nwrittenPointer: number): number {
+  fd_write(
+    fd: number,
+    iovs: number,
+    iovsLength: number,
+    nwrittenPointer: number,
+  ): number | Promise<number> {
     const entry = this.entry(fd);
     if (!entry) return Errno.EBADF;
     this.#memory.check(nwrittenPointer, 4);
@@ -511,9 +524,9 @@ export class WasiFs {
     if (entry.kind === "stdout" || entry.kind === "stderr") {
       if (!(entry.rightsBase & Rights.FD_WRITE)) return Errno.EBADF;
       const n = this.#stdio.writeOutput(entry.kind, buffers);
-      if (n < 0) return -n;
-      this.#memory.setU32(nwrittenPointer, n);
-      return Errno.SUCCESS;
+      return typeof n === "number"
+        ? this.#transferred(n, nwrittenPointer)
+        : n.then((bytes) => this.#transferred(bytes, nwrittenPointer));
     }
     if (entry.kind === "dir") return Errno.EISDIR;
     if (entry.kind !== "file") return Errno.EBADF;
@@ -531,6 +544,13 @@ export class WasiFs {
     }
     if (append && entry.seekable) entry.position = fstatSync(entry.fd).size;
     this.#memory.setU32(nwrittenPointer, total);
+    return Errno.SUCCESS;
+  }
+
+  /** Stores a byte count (or turns -errno into the errno). */
+  #transferred(n: number, pointer: number): number {
+    if (n < 0) return -n;
+    this.#memory.setU32(pointer, n);
     return Errno.SUCCESS;
   }
 

@@ -1,16 +1,19 @@
-// wasmlet's preview1 import object. node:wasi provides only what is harmless in it (args, environ,
-// clocks, random, sched_yield); wasmlet owns the rest:
-// - every descriptor and file-system function (wasi-fs.ts: containment, read-only mounts, cleanup);
-// - stdin/stdout/stderr (control.ts channel, guest-output.ts log records or stream);
-// - poll_oneoff, whose sleeps wait on the control block so a stop request cuts them short;
-// - proc_exit (unwinds the guest), proc_raise (ENOSYS: node:wasi would signal wasmlet's own
-//   process), sock_* (ENOTSUP: node:wasi crashes the whole process on sock_accept of fd 0-2).
-// Every call first checks for a stop request and publishes the memory size, and maps whatever a
-// call throws to an errno: no guest input reaches wasmlet as an exception.
-import { WASI } from "node:wasi";
+// wasmlet's preview1 import object: every function of `wasi_snapshot_preview1` is wasmlet's own
+// (node:wasi is not used: it follows symlinks out of mounts, signals the whole process on
+// proc_raise, crashes it on sock_accept of fd 0-2, and blocks its thread while a guest sleeps).
+// - descriptors and paths: wasi-fs.ts (containment, read-only mounts, cleanup);
+// - stdin/stdout/stderr: the control.ts channel and guest-output.ts (log records or stream);
+// - waits (poll_oneoff, a stdin read, output backpressure, sched_yield) suspend only the calling
+//   guest (JSPI) and hand the worker's thread to the others; a stop request ends them at once;
+// - proc_exit unwinds the guest, proc_raise is ENOSYS, sock_* are ENOTSUP.
+// Every call first checks for a stop request and publishes the memory size, and maps whatever it
+// throws to an errno: no guest input reaches wasmlet as an exception.
+import { randomFillSync } from "node:crypto";
 import { type GuestControl, StopRequested } from "./control.ts";
-import { GuestEncodingError, GuestFault, GuestMemory } from "./guest-memory.ts";
+import type { GuestClock } from "./guest-clock.ts";
+import { encodeUtf8, GuestEncodingError, GuestFault, GuestMemory } from "./guest-memory.ts";
 import type { GuestOutput } from "./guest-output.ts";
+import { suspending } from "./jspi.ts";
 import type { Outcome } from "./protocol.ts";
 import { hostErrno } from "./sandbox-path.ts";
 import {
@@ -38,33 +41,41 @@ export interface WasiHostOptions {
   env: Record<string, string>;
   mounts: PreopenMount[];
   control: GuestControl;
+  clock: GuestClock;
   output: GuestOutput;
   memoryLimitBytes: number | undefined;
   onWarning(message: string): void;
 }
 
-/** Functions taken from node:wasi as they are. */
-const FROM_NODE = [
-  "args_get",
-  "args_sizes_get",
-  "environ_get",
-  "environ_sizes_get",
-  "clock_res_get",
-  "clock_time_get",
-  "random_get",
-  "sched_yield",
-] as const;
+/** A WASI function's result: an errno, or a promise of one when the guest must wait. */
+type Result = number | Promise<number>;
+type ImportFunction = (...args: never[]) => Result | undefined;
 
-type ImportFunction = (...args: never[]) => number | undefined;
+/** Functions that may wait: wrapped so that only the calling guest is suspended. */
+const MAY_WAIT = new Set(["poll_oneoff", "fd_read", "fd_write", "sched_yield"]);
+/** WasiFs implements the descriptor and path functions under their preview1 names. */
+const FS_FUNCTION = /^(fd_|path_)/;
 
 function realtimeNs(): bigint {
   return BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
 }
 
+/** NUL-terminated UTF-8 strings, as args_get/environ_get hand them out. */
+function cStrings(items: string[]): Uint8Array[] {
+  return items.map((item) => {
+    const bytes = encodeUtf8(item);
+    const out = new Uint8Array(bytes.length + 1);
+    out.set(bytes);
+    return out;
+  });
+}
+
 export class WasiHost {
   readonly #options: WasiHostOptions;
-  readonly #wasi: WASI;
   readonly #control: GuestControl;
+  readonly #clock: GuestClock;
+  readonly #args: Uint8Array[];
+  readonly #env: Uint8Array[];
   #memory: GuestMemory | undefined;
   #fs: WasiFs | undefined;
   #warned = false;
@@ -72,31 +83,26 @@ export class WasiHost {
   constructor(options: WasiHostOptions) {
     this.#options = options;
     this.#control = options.control;
-    this.#wasi = new WASI({
-      version: "preview1",
-      args: options.args,
-      env: options.env,
-      returnOnExit: true,
-    });
+    this.#clock = options.clock;
+    this.#args = cStrings(options.args);
+    this.#env = cStrings(Object.entries(options.env).map(([k, v]) => `${k}=${v}`));
   }
 
   /** The `wasi_snapshot_preview1` import object. */
-  imports(): Record<string, ImportFunction> {
-    const node = this.#wasi.wasiImport as Record<string, (...args: unknown[]) => number>;
+  imports(): Record<string, ImportFunction | object> {
     const own = this.#ownFunctions();
-    const out: Record<string, ImportFunction> = {};
+    const out: Record<string, ImportFunction | object> = {};
     for (const name of Object.keys(WASI_FUNCTIONS)) {
-      const impl =
-        own[name] ?? ((FROM_NODE as readonly string[]).includes(name) ? node[name] : undefined);
-      if (!impl) throw new Error(`wasmlet has no implementation of ${name}`);
-      out[name] = name === "proc_exit" ? (impl as ImportFunction) : this.#guard(impl);
+      const impl = own[name] ?? this.#fsFunction(name);
+      if (name === "proc_exit") out[name] = impl;
+      else if (MAY_WAIT.has(name)) out[name] = suspending(this.#guard(impl));
+      else out[name] = this.#guard(impl);
     }
     return out;
   }
 
   /** Binds the instance's memory; call before the entrypoint. */
-  bind(instance: WebAssembly.Instance, memory: WebAssembly.Memory): void {
-    this.#wasi.finalizeBindings(instance, { memory });
+  bind(memory: WebAssembly.Memory): void {
     this.#memory = new GuestMemory(memory);
     const stdio = {
       readStdin: (buffers: Uint8Array[], nonblocking: boolean) =>
@@ -117,13 +123,24 @@ export class WasiHost {
     this.#fs?.closeAll();
   }
 
-  #guard(impl: (...args: never[]) => number): ImportFunction {
+  #fsFunction(name: string): (...args: never[]) => Result {
+    if (!FS_FUNCTION.test(name)) throw new Error(`wasmlet has no implementation of ${name}`);
+    return (...args: never[]) => {
+      const method = (this.#fs as unknown as Record<string, (...a: never[]) => Result>)[name];
+      if (typeof method !== "function") throw new Error(`wasmlet has no implementation of ${name}`);
+      return method.apply(this.#fs, args);
+    };
+  }
+
+  #guard(impl: (...args: never[]) => Result | undefined): ImportFunction {
     return (...args: never[]) => {
       this.#control.checkStop();
       if (!this.#memory || !this.#fs) return Errno.ENOSYS;
       this.#publishMemory();
       try {
-        return impl(...args);
+        const result = impl(...args);
+        if (typeof result === "number" || result === undefined) return result;
+        return result.catch((error: unknown) => this.#errno(error));
       } catch (error) {
         return this.#errno(error);
       }
@@ -157,117 +174,65 @@ export class WasiHost {
     }
   }
 
-  #readStdin(buffers: Uint8Array[], nonblocking: boolean): number {
-    const control = this.#control;
-    for (;;) {
-      const bell = control.doorbell();
-      const n = control.readStdin(buffers);
-      if (n > 0) return n;
-      const state = control.stdinState();
-      if (state.closed) return 0;
-      if (buffers.every((b) => b.length === 0)) return 0;
-      if (nonblocking) return -Errno.EAGAIN;
-      this.#options.output.flush();
-      control.wait(bell, Number.POSITIVE_INFINITY);
-    }
+  /**
+   * Suspends the guest until the host rings its doorbell or `timeoutMs` passes. Unfinished output
+   * lines are made visible first, and the guest's CPU clock stops while it waits.
+   */
+  async #wait(bell: number, timeoutMs: number): Promise<void> {
+    this.#options.output.flush();
+    await this.#clock.wait(bell, timeoutMs);
+    this.#publishMemory();
   }
 
-  #ownFunctions(): Record<string, (...args: never[]) => number> {
-    const fs = () => this.#fs!;
+  #readStdin(buffers: Uint8Array[], nonblocking: boolean): number | Promise<number> {
+    const control = this.#control;
+    const attempt = (): number | undefined => {
+      const n = control.readStdin(buffers);
+      if (n > 0) return n;
+      if (control.stdinState().closed || buffers.every((b) => b.length === 0)) return 0;
+      return nonblocking ? -Errno.EAGAIN : undefined;
+    };
+    const now = attempt();
+    if (now !== undefined) return now;
+    return (async () => {
+      for (;;) {
+        const bell = control.doorbell();
+        const n = attempt();
+        if (n !== undefined) return n;
+        await this.#wait(bell, Number.POSITIVE_INFINITY);
+      }
+    })();
+  }
+
+  #ownFunctions(): Record<string, (...args: never[]) => Result | undefined> {
     const notSupported = () => Errno.ENOTSUP;
     return {
-      fd_advise: (fd: number, offset: bigint, length: bigint, advice: number) =>
-        fs().fd_advise(fd, offset, length, advice),
-      fd_allocate: (fd: number, offset: bigint, length: bigint) =>
-        fs().fd_allocate(fd, offset, length),
-      fd_close: (fd: number) => fs().fd_close(fd),
-      fd_datasync: (fd: number) => fs().fd_datasync(fd),
-      fd_fdstat_get: (fd: number, out: number) => fs().fd_fdstat_get(fd, out),
-      fd_fdstat_set_flags: (fd: number, flags: number) => fs().fd_fdstat_set_flags(fd, flags),
-      fd_fdstat_set_rights: (fd: number, base: bigint, inheriting: bigint) =>
-        fs().fd_fdstat_set_rights(fd, base, inheriting),
-      fd_filestat_get: (fd: number, out: number) => fs().fd_filestat_get(fd, out),
-      fd_filestat_set_size: (fd: number, size: bigint) => fs().fd_filestat_set_size(fd, size),
-      fd_filestat_set_times: (fd: number, atim: bigint, mtim: bigint, flags: number) =>
-        fs().fd_filestat_set_times(fd, atim, mtim, flags),
-      fd_pread: (fd: number, iovs: number, count: number, offset: bigint, out: number) =>
-        fs().fd_pread(fd, iovs, count, offset, out),
-      fd_prestat_get: (fd: number, out: number) => fs().fd_prestat_get(fd, out),
-      fd_prestat_dir_name: (fd: number, path: number, length: number) =>
-        fs().fd_prestat_dir_name(fd, path, length),
-      fd_pwrite: (fd: number, iovs: number, count: number, offset: bigint, out: number) =>
-        fs().fd_pwrite(fd, iovs, count, offset, out),
-      fd_read: (fd: number, iovs: number, count: number, out: number) =>
-        fs().fd_read(fd, iovs, count, out),
-      fd_readdir: (fd: number, buffer: number, length: number, cookie: bigint, out: number) =>
-        fs().fd_readdir(fd, buffer, length, cookie, out),
-      fd_renumber: (from: number, to: number) => fs().fd_renumber(from, to),
-      fd_seek: (fd: number, offset: bigint, whence: number, out: number) =>
-        fs().fd_seek(fd, offset, whence, out),
-      fd_sync: (fd: number) => fs().fd_sync(fd),
-      fd_tell: (fd: number, out: number) => fs().fd_tell(fd, out),
-      fd_write: (fd: number, iovs: number, count: number, out: number) =>
-        fs().fd_write(fd, iovs, count, out),
-      path_create_directory: (fd: number, path: number, length: number) =>
-        fs().path_create_directory(fd, path, length),
-      path_filestat_get: (fd: number, flags: number, path: number, length: number, out: number) =>
-        fs().path_filestat_get(fd, flags, path, length, out),
-      path_filestat_set_times: (
-        fd: number,
-        flags: number,
-        path: number,
-        length: number,
-        atim: bigint,
-        mtim: bigint,
-        fstflags: number,
-      ) => fs().path_filestat_set_times(fd, flags, path, length, atim, mtim, fstflags),
-      path_link: (
-        oldFd: number,
-        oldFlags: number,
-        oldPath: number,
-        oldLength: number,
-        newFd: number,
-        newPath: number,
-        newLength: number,
-      ) => fs().path_link(oldFd, oldFlags, oldPath, oldLength, newFd, newPath, newLength),
-      path_open: (
-        fd: number,
-        dirflags: number,
-        path: number,
-        length: number,
-        oflags: number,
-        base: bigint,
-        inheriting: bigint,
-        fdflags: number,
-        out: number,
-      ) => fs().path_open(fd, dirflags, path, length, oflags, base, inheriting, fdflags, out),
-      path_readlink: (
-        fd: number,
-        path: number,
-        length: number,
-        buffer: number,
-        bufferLength: number,
-        out: number,
-      ) => fs().path_readlink(fd, path, length, buffer, bufferLength, out),
-      path_remove_directory: (fd: number, path: number, length: number) =>
-        fs().path_remove_directory(fd, path, length),
-      path_rename: (
-        fd: number,
-        oldPath: number,
-        oldLength: number,
-        newFd: number,
-        newPath: number,
-        newLength: number,
-      ) => fs().path_rename(fd, oldPath, oldLength, newFd, newPath, newLength),
-      path_symlink: (
-        oldPath: number,
-        oldLength: number,
-        fd: number,
-        newPath: number,
-        newLength: number,
-      ) => fs().path_symlink(oldPath, oldLength, fd, newPath, newLength),
-      path_unlink_file: (fd: number, path: number, length: number) =>
-        fs().path_unlink_file(fd, path, length),
+      args_get: (argv: number, buffer: number) => this.#strings(this.#args, argv, buffer),
+      args_sizes_get: (count: number, size: number) => this.#sizes(this.#args, count, size),
+      environ_get: (environ: number, buffer: number) => this.#strings(this.#env, environ, buffer),
+      environ_sizes_get: (count: number, size: number) => this.#sizes(this.#env, count, size),
+      clock_res_get: (id: number, out: number) => {
+        if (id >>> 0 > Clock.THREAD_CPUTIME) return Errno.EINVAL;
+        this.#memory!.setU64(out, 1000n);
+        return Errno.SUCCESS;
+      },
+      clock_time_get: (id: number, _precision: bigint, out: number) => {
+        const time = this.#now(id >>> 0);
+        if (time === undefined) return Errno.EINVAL;
+        this.#memory!.setU64(out, time);
+        return Errno.SUCCESS;
+      },
+      random_get: (pointer: number, length: number) => {
+        randomFillSync(this.#memory!.bytes(pointer, length));
+        return Errno.SUCCESS;
+      },
+      sched_yield: async () => {
+        this.#clock.pause();
+        await new Promise((resolve) => setImmediate(resolve));
+        this.#control.checkStop();
+        await this.#clock.resume();
+        return Errno.SUCCESS;
+      },
       poll_oneoff: (input: number, output: number, count: number, neventsOut: number) =>
         this.#pollOneoff(input, output, count, neventsOut),
       proc_exit: (code: number) => {
@@ -281,31 +246,65 @@ export class WasiHost {
     };
   }
 
+  /** The time of a preview1 clock in ns; the CPU-time clocks count this guest's own CPU time. */
+  #now(clock: number): bigint | undefined {
+    switch (clock) {
+      case Clock.REALTIME:
+        return realtimeNs();
+      case Clock.MONOTONIC:
+        return process.hrtime.bigint();
+      case Clock.PROCESS_CPUTIME:
+      case Clock.THREAD_CPUTIME:
+        return BigInt(Math.round(this.#clock.cpuMs * 1e6));
+      default:
+        return undefined;
+    }
+  }
+
+  #sizes(items: Uint8Array[], countPointer: number, sizePointer: number): number {
+    this.#memory!.setU32(countPointer, items.length);
+    this.#memory!.setU32(
+      sizePointer,
+      items.reduce((total, item) => total + item.length, 0),
+    );
+    return Errno.SUCCESS;
+  }
+
+  #strings(items: Uint8Array[], pointers: number, buffer: number): number {
+    const m = this.#memory!;
+    m.check(pointers, items.length * 4);
+    let at = buffer >>> 0;
+    items.forEach((item, i) => {
+      m.bytes(at, item.length).set(item);
+      m.setU32(pointers + i * 4, at);
+      at += item.length;
+    });
+    return Errno.SUCCESS;
+  }
+
   /**
    * Waits for the first of: a clock deadline, stdin readable or closed, a stop request. Files and
-   * stdout/stderr are always ready. Sleeps on the control block, never in the host.
+   * stdout/stderr are always ready. When something is ready at once the guest is not suspended.
    */
-  #pollOneoff(input: number, output: number, count: number, neventsOut: number): number {
+  #pollOneoff(input: number, output: number, count: number, neventsOut: number): Result {
     const m = this.#memory!;
     const n = count >>> 0;
     if (n === 0) return Errno.EINVAL;
     m.check(input, n * SUBSCRIPTION_SIZE);
     m.check(output, n * EVENT_SIZE);
     m.check(neventsOut, 4);
-    interface Sub {
-      userdata: bigint;
-      type: number;
-      fd: number;
-      /** Monotonic deadline (ns) for clocks. */
-      deadline: bigint;
-      error: number;
-    }
     const start = process.hrtime.bigint();
-    const subs: Sub[] = [];
+    const subs: Subscription[] = [];
     for (let i = 0; i < n; i++) {
       const at = input + i * SUBSCRIPTION_SIZE;
       const type = m.u8(at + 8);
-      const sub: Sub = { userdata: m.u64(at), type, fd: -1, deadline: 0n, error: Errno.SUCCESS };
+      const sub: Subscription = {
+        userdata: m.u64(at),
+        type,
+        fd: -1,
+        deadline: 0n,
+        error: Errno.SUCCESS,
+      };
       if (type === Eventtype.CLOCK) {
         const clock = m.u32(at + 16);
         const timeout = m.u64(at + 24);
@@ -326,59 +325,90 @@ export class WasiHost {
       }
       subs.push(sub);
     }
-    for (;;) {
-      const bell = this.#control.doorbell();
-      const now = process.hrtime.bigint();
-      let ready = 0;
-      let next: bigint | undefined;
-      for (const sub of subs) {
-        let nbytes = 0n;
-        let flags = 0;
-        let fire = sub.error !== Errno.SUCCESS;
-        if (!fire && sub.type === Eventtype.CLOCK) {
-          if (sub.deadline <= now) fire = true;
-          else if (next === undefined || sub.deadline < next) next = sub.deadline;
-        } else if (!fire) {
-          const entry = this.#fs!.entry(sub.fd);
-          const reading = sub.type === Eventtype.FD_READ;
-          if (!entry) {
-            sub.error = Errno.EBADF;
-          } else if (entry.kind === "stdin") {
-            if (!reading) sub.error = Errno.EBADF;
-            else {
-              const state = this.#control.stdinState();
-              if (state.available > 0) nbytes = BigInt(state.available);
-              if (state.closed) flags = EVENTRWFLAGS_HANGUP;
-              fire = state.available > 0 || state.closed;
-            }
-          } else if (entry.kind === "stdout" || entry.kind === "stderr") {
-            if (reading) sub.error = Errno.EBADF;
-            else fire = true;
-          } else {
-            fire = true;
-          }
-          if (sub.error !== Errno.SUCCESS) fire = true;
-        }
-        if (!fire) continue;
-        const at = output + ready * EVENT_SIZE;
-        m.zero(at, EVENT_SIZE);
-        m.setU64(at, sub.userdata);
-        m.setU16(at + 8, sub.error);
-        m.setU8(at + 10, sub.type);
-        if (sub.type !== Eventtype.CLOCK) {
-          m.setU64(at + 16, nbytes);
-          m.setU16(at + 24, flags);
-        }
-        ready++;
+    const bell = this.#control.doorbell();
+    const ready = this.#pollReady(subs, output, neventsOut);
+    if (typeof ready === "number") return ready;
+    return (async () => {
+      let next = ready;
+      let waitFrom = bell;
+      for (;;) {
+        const timeout =
+          next === undefined
+            ? Number.POSITIVE_INFINITY
+            : Number(next - process.hrtime.bigint()) / 1e6;
+        await this.#wait(waitFrom, Math.max(0, timeout));
+        waitFrom = this.#control.doorbell();
+        const result = this.#pollReady(subs, output, neventsOut);
+        if (typeof result === "number") return result;
+        next = result;
       }
-      if (ready > 0) {
-        m.setU32(neventsOut, ready);
-        return Errno.SUCCESS;
-      }
-      this.#options.output.flush();
-      const timeout = next === undefined ? Number.POSITIVE_INFINITY : Number(next - now) / 1e6;
-      this.#control.wait(bell, timeout);
-      this.#publishMemory();
-    }
+    })();
   }
+
+  /**
+   * Writes the events of the subscriptions that are ready and returns SUCCESS, or, when none is,
+   * returns the earliest clock deadline to wait for (undefined: none).
+   */
+  #pollReady(
+    subs: Subscription[],
+    output: number,
+    neventsOut: number,
+  ): number | bigint | undefined {
+    const m = this.#memory!;
+    const now = process.hrtime.bigint();
+    let ready = 0;
+    let next: bigint | undefined;
+    for (const sub of subs) {
+      let nbytes = 0n;
+      let flags = 0;
+      let fire = sub.error !== Errno.SUCCESS;
+      if (!fire && sub.type === Eventtype.CLOCK) {
+        if (sub.deadline <= now) fire = true;
+        else if (next === undefined || sub.deadline < next) next = sub.deadline;
+      } else if (!fire) {
+        const entry = this.#fs!.entry(sub.fd);
+        const reading = sub.type === Eventtype.FD_READ;
+        if (!entry) {
+          sub.error = Errno.EBADF;
+        } else if (entry.kind === "stdin") {
+          if (!reading) sub.error = Errno.EBADF;
+          else {
+            const state = this.#control.stdinState();
+            if (state.available > 0) nbytes = BigInt(state.available);
+            if (state.closed) flags = EVENTRWFLAGS_HANGUP;
+            fire = state.available > 0 || state.closed;
+          }
+        } else if (entry.kind === "stdout" || entry.kind === "stderr") {
+          if (reading) sub.error = Errno.EBADF;
+          else fire = true;
+        } else {
+          fire = true;
+        }
+        if (sub.error !== Errno.SUCCESS) fire = true;
+      }
+      if (!fire) continue;
+      const at = output + ready * EVENT_SIZE;
+      m.zero(at, EVENT_SIZE);
+      m.setU64(at, sub.userdata);
+      m.setU16(at + 8, sub.error);
+      m.setU8(at + 10, sub.type);
+      if (sub.type !== Eventtype.CLOCK) {
+        m.setU64(at + 16, nbytes);
+        m.setU16(at + 24, flags);
+      }
+      ready++;
+    }
+    if (ready === 0) return next;
+    m.setU32(neventsOut, ready);
+    return Errno.SUCCESS;
+  }
+}
+
+interface Subscription {
+  userdata: bigint;
+  type: number;
+  fd: number;
+  /** Monotonic deadline (ns) for clocks. */
+  deadline: bigint;
+  error: number;
 }

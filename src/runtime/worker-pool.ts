@@ -1,10 +1,9 @@
-// Pre-spawned worker threads. Booting a worker costs tens of milliseconds; handing a job to a
-// ready one costs a few. The pool keeps a target number of idle workers that follows demand (the
-// number of instances started in the last two seconds, between minIdle and maxIdle), spawns at most
-// two at a time in the background (more only for starts that are waiting), tops up once a second,
-// and retires idle workers above the target after idleTimeoutMs.
-// A worker that ran an instance cleanly comes back; one that was terminated, crashed, ran too many
-// instances or kept a large memory is retired.
+// The threads guests run on. A few shared workers (default: one per core) host every guest, each
+// suspended by JSPI whenever it waits; a new instance goes to the worker with the fewest guests,
+// an exec to its container's worker (they share its compiled code and its memory budget). A
+// container that asks for exclusive CPUs gets a dedicated worker, retired with its last instance,
+// as the kubelet's static CPU manager gives a Guaranteed pod CPUs of its own.
+// A worker that dies takes its guests with it: each is told, and a shared worker is replaced.
 import { Worker } from "node:worker_threads";
 import { runtimeError } from "./errors.ts";
 import type { HostToWorker, WorkerToHost } from "./protocol.ts";
@@ -12,325 +11,220 @@ import type { CpuUsage, RuntimeLogger } from "./types.ts";
 import { workerEntry } from "./worker-entry.ts";
 
 export interface WorkerPoolOptions {
-  minIdle: number;
-  maxIdle: number;
-  idleTimeoutMs: number;
-  maxRunsPerWorker: number;
+  /** Shared workers. */
+  workers: number;
   logger: RuntimeLogger | undefined;
 }
 
-const SPAWN_CONCURRENCY = 2;
-const DEMAND_WINDOW_MS = 2000;
-
-interface PoolWorker {
-  worker: Worker;
-  tid: number | undefined;
-  runs: number;
-  idleSince: number;
-  lease: WorkerLease | undefined;
-  ready: boolean;
-  gone: boolean;
+/** What an instance on a worker hears from it. */
+export interface GuestSlot {
+  onMessage(message: WorkerToHost): void;
+  /** The thread ended (terminated, or crashed with `error`) while the guest was on it. */
+  onExit(error: Error | undefined): void;
 }
 
-type Waiter = { resolve: (lease: WorkerLease) => void; reject: (error: Error) => void };
+export interface Placement {
+  /** Put the instance on this worker (an exec beside its container). */
+  near?: GuestWorker;
+  /** A worker of its own. */
+  dedicated?: boolean;
+}
 
-/** One worker lent to one instance until release() or terminate(). */
-export class WorkerLease {
-  readonly #pool: WorkerPool;
-  readonly #entry: PoolWorker;
-  /** The worker had to be spawned for this request (no idle one was ready). */
-  readonly cold: boolean;
-  onMessage: (message: WorkerToHost) => void = () => {};
-  /** The thread ended while leased (terminated, or crashed with `error`). */
-  onExit: (error: Error | undefined) => void = () => {};
-  #done = false;
+/** One worker thread and the guests on it. */
+export class GuestWorker {
+  readonly dedicated: boolean;
+  readonly ready: Promise<void>;
+  readonly #worker: Worker;
+  readonly #guests = new Map<string, GuestSlot>();
+  readonly #onEmpty: (worker: GuestWorker) => void;
+  #gone = false;
 
-  constructor(pool: WorkerPool, entry: PoolWorker, cold: boolean) {
-    this.#pool = pool;
-    this.#entry = entry;
-    this.cold = cold;
+  constructor(
+    dedicated: boolean,
+    logger: RuntimeLogger | undefined,
+    onGone: (worker: GuestWorker, booted: boolean) => void,
+    onEmpty: (worker: GuestWorker) => void,
+  ) {
+    this.dedicated = dedicated;
+    this.#onEmpty = onEmpty;
+    this.#worker = new Worker(workerEntry(), {
+      name: dedicated ? "wasmlet-guest-dedicated" : "wasmlet-guests",
+      stdout: true,
+      stderr: true,
+      // Workers need no copy of wasmlet's environment, and their JS heap holds only wasmlet's
+      // wrapper per guest (guest memory is outside it).
+      env: {},
+      resourceLimits: { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 512 },
+    });
+    const forward = (stream: string) => (chunk: Buffer) =>
+      logger?.debug({ stream, text: chunk.toString().trimEnd() }, "worker output outside a guest");
+    this.#worker.stdout.on("data", forward("stdout"));
+    this.#worker.stderr.on("data", forward("stderr"));
+    let booted = false;
+    let failure: Error | undefined;
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.#worker.on("message", (message: WorkerToHost) => {
+        if (message.type === "ready") {
+          booted = true;
+          resolve();
+          return;
+        }
+        this.#guests.get(message.instanceId)?.onMessage(message);
+      });
+      this.#worker.on("error", (error) => {
+        failure = error;
+        logger?.warn({ err: error }, "worker thread error");
+      });
+      this.#worker.on("exit", (code) => {
+        this.#gone = true;
+        if (!booted) {
+          const detail = failure?.message ?? `exit code ${code}`;
+          reject(
+            runtimeError("WASMLET_ERR_WORKER", `a worker thread failed to start: ${detail}`, {
+              cause: failure,
+            }),
+          );
+        }
+        const guests = [...this.#guests.values()];
+        this.#guests.clear();
+        for (const guest of guests) guest.onExit(failure);
+        onGone(this, booted);
+      });
+    });
+    // A caller that never places on this worker must not see an unhandled rejection.
+    this.ready.catch(() => {});
   }
 
-  get tid(): number | undefined {
-    return this.#entry.tid;
+  get guests(): number {
+    return this.#guests.size;
+  }
+
+  get gone(): boolean {
+    return this.#gone;
+  }
+
+  attach(instanceId: string, slot: GuestSlot): void {
+    this.#guests.set(instanceId, slot);
+  }
+
+  /** The instance ended; a dedicated worker with no guest left is retired. */
+  detach(instanceId: string): void {
+    if (this.#guests.delete(instanceId) && this.#guests.size === 0) this.#onEmpty(this);
   }
 
   post(message: HostToWorker): void {
-    this.#entry.worker.postMessage(message);
+    this.#worker.postMessage(message);
   }
 
-  /** CPU time of the whole thread (the caller subtracts its baseline). */
+  /** CPU time of the whole thread. */
   async cpuUsage(): Promise<CpuUsage> {
-    return (await this.#entry.worker.cpuUsage()) as CpuUsage;
+    return (await this.#worker.cpuUsage()) as CpuUsage;
   }
 
-  /** Gives the worker back (reusable) or retires it. */
-  release(reusable: boolean): void {
-    if (this.#done) return;
-    this.#done = true;
-    this.#pool.release(this.#entry, reusable);
+  /** Asks the thread to leave once its guests are gone; terminates it after a second. */
+  shutdown(): void {
+    if (this.#gone) return;
+    this.#worker.postMessage({ type: "shutdown" } satisfies HostToWorker);
+    setTimeout(() => void this.#worker.terminate(), 1000).unref();
   }
 
-  /** Ends the thread now, whatever the guest is doing. */
+  /** Ends the thread now, and with it every guest on it. */
   async terminate(): Promise<void> {
-    if (this.#done) return;
-    this.#done = true;
-    await this.#pool.kill(this.#entry);
+    await this.#worker.terminate();
   }
 }
 
 export class WorkerPool {
   readonly #options: WorkerPoolOptions;
-  readonly #all = new Set<PoolWorker>();
-  readonly #idle: PoolWorker[] = [];
-  readonly #waiters: Waiter[] = [];
-  readonly #demand: number[] = [];
-  #spawning = 0;
+  readonly #shared: GuestWorker[] = [];
+  readonly #dedicated = new Set<GuestWorker>();
   #closed = false;
-  #timer: NodeJS.Timeout | undefined;
-  #spawned = 0;
-  #cold = 0;
 
   constructor(options: WorkerPoolOptions) {
     this.#options = options;
   }
 
-  /** Spawns minIdle workers and resolves when they are ready. */
+  /** Spawns the shared workers and resolves when they are ready. */
   async start(): Promise<void> {
-    this.#timer = setInterval(() => this.#maintain(), 1000);
-    this.#timer.unref();
-    const ready: Promise<unknown>[] = [];
-    for (let i = 0; i < this.#options.minIdle; i++) ready.push(this.#spawn());
-    await Promise.all(ready);
+    for (let i = 0; i < this.#options.workers; i++) this.#shared.push(this.#spawn(false));
+    await Promise.all(this.#shared.map((w) => w.ready));
   }
 
-  stats(): {
-    idle: number;
-    busy: number;
-    spawning: number;
-    spawned: number;
-    coldStarts: number;
-    target: number;
-  } {
-    let busy = 0;
-    for (const w of this.#all) if (w.lease) busy++;
+  stats(): { workers: number; busy: number; guests: number } {
+    const all = [...this.#shared, ...this.#dedicated];
     return {
-      idle: this.#idle.length,
-      busy,
-      spawning: this.#spawning,
-      spawned: this.#spawned,
-      coldStarts: this.#cold,
-      target: this.#target(),
+      workers: all.length,
+      busy: all.filter((w) => w.guests > 0).length,
+      guests: all.reduce((sum, w) => sum + w.guests, 0),
     };
-  }
-
-  acquire(): Promise<WorkerLease> {
-    if (this.#closed)
-      return Promise.reject(
-        runtimeError("WASMLET_ERR_RUNTIME_CLOSED", "the worker pool is closed"),
-      );
-    const now = Date.now();
-    this.#demand.push(now);
-    while (this.#demand.length > 0 && this.#demand[0]! < now - DEMAND_WINDOW_MS)
-      this.#demand.shift();
-    if (this.#demand.length > 10_000) this.#demand.shift();
-    const entry = this.#idle.pop();
-    if (entry) {
-      const lease = new WorkerLease(this, entry, false);
-      entry.lease = lease;
-      this.#fill();
-      return Promise.resolve(lease);
-    }
-    this.#cold++;
-    return new Promise((resolve, reject) => {
-      this.#waiters.push({ resolve, reject });
-      this.#fill();
-    });
-  }
-
-  #target(): number {
-    const { minIdle, maxIdle } = this.#options;
-    return Math.min(maxIdle, Math.max(minIdle, this.#demand.length));
   }
 
   /**
-   * Spawns toward the target: at once for waiters and when idle workers fall below half the
-   * target, otherwise on the next maintenance tick (busy workers usually come back, and spawning
-   * a replacement for each would churn).
+   * Chooses the worker an instance runs on and attaches it there at once (so that a burst of
+   * starts spreads out before any worker has booted), then waits for the worker to be ready.
    */
-  #fill(topUp = false): void {
-    if (this.#closed) return;
-    const target = this.#target();
-    const floor = topUp ? target : Math.ceil(target / 2);
-    const wanted = this.#waiters.length + (this.#idle.length + this.#spawning < floor ? target : 0);
-    while (
-      this.#idle.length + this.#spawning < wanted &&
-      (this.#spawning < SPAWN_CONCURRENCY || this.#spawning < this.#waiters.length)
-    ) {
-      void this.#spawn();
+  async place(
+    instanceId: string,
+    slot: GuestSlot,
+    placement: Placement = {},
+  ): Promise<GuestWorker> {
+    if (this.#closed) throw runtimeError("WASMLET_ERR_RUNTIME_CLOSED", "the worker pool is closed");
+    let worker: GuestWorker;
+    if (placement.near && !placement.near.gone) {
+      worker = placement.near;
+    } else if (placement.dedicated) {
+      worker = this.#spawn(true);
+      this.#dedicated.add(worker);
+    } else {
+      worker = this.#shared.reduce((best, w) => (w.guests < best.guests ? w : best));
     }
+    worker.attach(instanceId, slot);
+    try {
+      await worker.ready;
+    } catch (error) {
+      worker.detach(instanceId);
+      throw error;
+    }
+    return worker;
   }
 
-  #spawn(): Promise<void> {
-    this.#spawning++;
-    this.#spawned++;
-    const worker = new Worker(workerEntry(), {
-      name: "wasmlet-guest",
-      stdout: true,
-      stderr: true,
-      // Workers need no copy of wasmlet's environment, and their JS heap holds only wasmlet's
-      // wrapper (guest memory is outside it): small heap limits save ~2 MiB RSS per worker.
-      env: {},
-      resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 48 },
-    });
-    const entry: PoolWorker = {
-      worker,
-      tid: undefined,
-      runs: 0,
-      idleSince: 0,
-      lease: undefined,
-      ready: false,
-      gone: false,
-    };
-    this.#all.add(entry);
-    const forward = (stream: string) => (chunk: Buffer) =>
-      this.#options.logger?.debug(
-        { stream, text: chunk.toString().trimEnd() },
-        "worker output outside a guest",
-      );
-    worker.stdout.on("data", forward("stdout"));
-    worker.stderr.on("data", forward("stderr"));
-    return new Promise<void>((resolve) => {
-      let settled = false;
-      const settle = () => {
-        if (!settled) {
-          settled = true;
-          this.#spawning--;
-          resolve();
+  #spawn(dedicated: boolean): GuestWorker {
+    return new GuestWorker(
+      dedicated,
+      this.#options.logger,
+      (worker, booted) => this.#gone(worker, booted),
+      (worker) => {
+        if (worker.dedicated) {
+          this.#dedicated.delete(worker);
+          worker.shutdown();
         }
-      };
-      worker.on("message", (message: WorkerToHost) => {
-        if (message.type === "ready" && !entry.ready) {
-          entry.ready = true;
-          entry.tid = message.tid;
-          settle();
-          this.#offer(entry);
-          return;
-        }
-        entry.lease?.onMessage(message);
-      });
-      let failure: Error | undefined;
-      worker.on("error", (error) => {
-        failure = error;
-        this.#options.logger?.warn({ err: error }, "worker thread error");
-        const lease = entry.lease;
-        entry.lease = undefined;
-        lease?.onExit(error);
-      });
-      worker.on("exit", (code) => {
-        settle();
-        entry.gone = true;
-        this.#all.delete(entry);
-        const at = this.#idle.indexOf(entry);
-        if (at >= 0) this.#idle.splice(at, 1);
-        if (!entry.ready) {
-          // Do not respawn in a loop when workers cannot boot: fail one waiter instead.
-          const detail = failure?.message ?? `exit code ${code}`;
-          this.#waiters.shift()?.reject(
-            runtimeError("WASMLET_ERR_WORKER", `a worker thread failed to start: ${detail}`, {
-              cause: failure,
-            }),
-          );
-          return;
-        }
-        const lease = entry.lease;
-        entry.lease = undefined;
-        lease?.onExit(undefined);
-        if (this.#waiters.length > 0) this.#fill();
-      });
-    });
+      },
+    );
   }
 
-  /** A ready or released worker: to the first waiter, to the idle list, or retired. */
-  #offer(entry: PoolWorker): void {
-    if (this.#closed) {
-      this.#retire(entry);
+  #gone(worker: GuestWorker, booted: boolean): void {
+    this.#dedicated.delete(worker);
+    const at = this.#shared.indexOf(worker);
+    if (at < 0) return;
+    // A shared worker that ran is replaced; one that could not boot is not (no respawn loop):
+    // its place() callers got the error.
+    if (this.#closed || !booted) {
+      if (this.#shared.length > 1 || this.#closed) this.#shared.splice(at, 1);
       return;
     }
-    const waiter = this.#waiters.shift();
-    if (waiter) {
-      const lease = new WorkerLease(this, entry, true);
-      entry.lease = lease;
-      waiter.resolve(lease);
-      return;
-    }
-    if (this.#idle.length >= this.#options.maxIdle) {
-      this.#retire(entry);
-      return;
-    }
-    entry.idleSince = Date.now();
-    this.#idle.push(entry);
+    this.#options.logger?.warn({}, "a worker thread ended; its guests ended with it; replacing it");
+    this.#shared[at] = this.#spawn(false);
   }
 
-  release(entry: PoolWorker, reusable: boolean): void {
-    entry.lease = undefined;
-    entry.runs++;
-    if (!reusable || entry.runs >= this.#options.maxRunsPerWorker || entry.gone)
-      this.#retire(entry);
-    else this.#offer(entry);
-    this.#fill();
-  }
-
-  async kill(entry: PoolWorker): Promise<void> {
-    entry.lease = undefined;
-    this.#all.delete(entry);
-    await entry.worker.terminate();
-    this.#fill();
-  }
-
-  #retire(entry: PoolWorker): void {
-    this.#all.delete(entry);
-    const at = this.#idle.indexOf(entry);
-    if (at >= 0) this.#idle.splice(at, 1);
-    entry.worker.postMessage({ type: "shutdown" } satisfies HostToWorker);
-    // A worker that does not leave on its own within a second is terminated.
-    setTimeout(() => void entry.worker.terminate(), 1000).unref();
-  }
-
-  #maintain(): void {
-    const now = Date.now();
-    while (this.#demand.length > 0 && this.#demand[0]! < now - DEMAND_WINDOW_MS)
-      this.#demand.shift();
-    const target = this.#target();
-    // Oldest idle first: the list is used as a stack, so its head waited longest.
-    if (
-      this.#idle.length > target &&
-      now - this.#idle[0]!.idleSince > this.#options.idleTimeoutMs
-    ) {
-      this.#retire(this.#idle[0]!);
-    }
-    this.#fill(true);
-  }
-
-  /** Retires idle workers; busy ones are left to their instances. */
+  /** Ends every worker; the runtime stopped their guests first. */
   async close(): Promise<void> {
     this.#closed = true;
-    if (this.#timer) clearInterval(this.#timer);
-    for (const waiter of this.#waiters.splice(0)) {
-      waiter.reject(runtimeError("WASMLET_ERR_RUNTIME_CLOSED", "the worker pool closed"));
-    }
-    const idle = this.#idle.splice(0);
-    await Promise.all(idle.map((entry) => this.#terminate(entry)));
+    await Promise.all([...this.#shared, ...this.#dedicated].map((w) => w.terminate()));
   }
 
   /** Terminates every worker now. */
   async destroy(): Promise<void> {
-    await this.close();
-    await Promise.all([...this.#all].map((entry) => this.#terminate(entry)));
-  }
-
-  async #terminate(entry: PoolWorker): Promise<void> {
-    this.#all.delete(entry);
-    await entry.worker.terminate();
+    this.#closed = true;
+    await Promise.all([...this.#shared, ...this.#dedicated].map((w) => w.terminate()));
   }
 }

@@ -1,39 +1,30 @@
-// A worker thread of the pool. It waits for a `run` message, runs that one instance synchronously
-// (the guest owns the thread until it ends), reports, and waits for the next. Guest code never
-// reaches the host thread: traps, exits and stop requests end here and cross as an Outcome.
-import { readlinkSync, realpathSync, statSync } from "node:fs";
+// A worker thread shared by many guests. Each `run` message starts one instance; its blocking WASI
+// calls and its yield points suspend only its own stack (JSPI), so the thread goes on running the
+// others. Guest code never reaches the host thread: traps, exits and stop requests end here and
+// cross as an Outcome.
+import { realpathSync, statSync } from "node:fs";
 import { enableCompileCache } from "node:module";
-import { setPriority } from "node:os";
 import { parentPort } from "node:worker_threads";
 import { isWasmletError } from "../errors.ts";
+import { YIELD_IMPORT } from "../wasm/yield-points.ts";
 import { privateTempDir } from "./private-dir.ts";
 import type { HostToWorker, Outcome, RunMessage, WorkerToHost } from "./protocol.ts";
 import { toWireError } from "./protocol.ts";
 
-// node:wasi announces itself as experimental on load; that warning is noise in wasmlet's output.
-process.removeAllListeners("warning");
 // Every worker loads the same modules: V8's code cache on disk saves compiling them each time
 // (about a tenth of a worker's boot here). Modules imported below this line use it.
 enableCompileCache(privateTempDir("wasmlet-compile-cache"));
 const { GuestControl, StopRequested } = await import("./control.ts");
+const { GuestClock } = await import("./guest-clock.ts");
 const { createGuestOutput } = await import("./guest-output.ts");
 const { GuestExit, WasiHost } = await import("./wasi-host.ts");
 const { runtimeError } = await import("./errors.ts");
 const { checkModule } = await import("./module-check.ts");
+const { promising, suspending } = await import("./jspi.ts");
 
 const port = parentPort!;
 const post = (message: WorkerToHost, transfer: ArrayBuffer[] = []) =>
   port.postMessage(message, transfer);
-
-/** This thread's Linux thread id, for per-thread nice values. */
-const tid: number | undefined = (() => {
-  try {
-    const id = Number(readlinkSync("/proc/thread-self").split("/").at(-1));
-    return Number.isInteger(id) && id > 0 ? id : undefined;
-  } catch {
-    return undefined;
-  }
-})();
 
 const TRAP_MESSAGES: Record<string, string> = {
   unreachable: "unreachable executed",
@@ -89,55 +80,37 @@ function resolveMounts(message: RunMessage) {
   });
 }
 
-function setNice(value: number): boolean {
-  if (tid === undefined) return value === 0;
-  try {
-    setPriority(tid, value);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function run(message: RunMessage): void {
+async function run(message: RunMessage): Promise<void> {
   const { instanceId } = message;
   const control = new GuestControl(message.control, message.stdinRing);
-  const cpuStart = process.threadCpuUsage();
+  const clock = new GuestClock(control, message.cpuLimitMillis);
   let started = false;
   let outcome: Outcome;
   let output: ReturnType<typeof createGuestOutput> | undefined;
   let host: InstanceType<typeof WasiHost> | undefined;
-  let niceChanged = false;
   try {
-    if (message.nice !== undefined && message.nice !== 0) {
-      niceChanged = true;
-      if (!setNice(message.nice)) {
-        post({
-          type: "warning",
-          instanceId,
-          message: `could not set thread nice value ${message.nice}`,
-        });
-      }
-    }
     const mounts = resolveMounts(message);
     checkModule(message.module, message.entrypoint);
-    output = createGuestOutput(message.output, instanceId, control, post);
+    output = createGuestOutput(message.output, instanceId, control, post, (bell, ms) =>
+      clock.wait(bell, ms),
+    );
     host = new WasiHost({
       args: message.args,
       env: message.env,
       mounts,
       control,
+      clock,
       output,
       memoryLimitBytes: message.memoryLimitBytes,
       onWarning: (text) => post({ type: "warning", instanceId, message: text }),
     });
     const instance = new WebAssembly.Instance(message.module, {
       wasi_snapshot_preview1: host.imports(),
-    });
+      [YIELD_IMPORT.module]: { [YIELD_IMPORT.name]: suspending(clock.yieldPoint) },
+    } as WebAssembly.Imports);
     const exports = instance.exports;
     const memory = exports.memory as WebAssembly.Memory;
-    const entry = exports[message.entrypoint] as () => unknown;
-    host.bind(instance, memory);
+    host.bind(memory);
     const limit = message.memoryLimitBytes;
     if (limit !== undefined && memory.buffer.byteLength > limit) {
       throw new GuestExit({
@@ -147,42 +120,34 @@ function run(message: RunMessage): void {
     }
     control.checkStop();
     started = true;
-    post({
-      type: "started",
-      instanceId,
-      startedAt: performance.timeOrigin + performance.now(),
-      cpu: cpuStart,
-    });
+    post({ type: "started", instanceId, startedAt: performance.timeOrigin + performance.now() });
+    clock.run();
     if (message.entrypoint !== "_start" && typeof exports._initialize === "function") {
-      (exports._initialize as () => void)();
+      await promising(exports._initialize as () => void)();
     }
-    entry();
+    await promising(exports[message.entrypoint] as () => unknown)();
     outcome = { kind: "exit", code: 0 };
   } catch (error) {
     outcome = outcomeOf(error, started);
   }
+  clock.pause();
   try {
     output?.close();
   } catch {}
   try {
     host?.close();
   } catch {}
-  const memoryBytes = host?.memoryBytes() ?? 0;
-  const cpu = process.threadCpuUsage(cpuStart);
-  const reusable = niceChanged ? setNice(0) : true;
   post({
     type: "exited",
     instanceId,
     outcome,
     finishedAt: performance.timeOrigin + performance.now(),
-    memoryBytes,
-    cpu,
-    reusable,
+    memoryBytes: host?.memoryBytes() ?? 0,
   });
 }
 
 port.on("message", (message: HostToWorker) => {
-  if (message.type === "run") run(message);
+  if (message.type === "run") void run(message);
   else if (message.type === "shutdown") port.close();
 });
-post({ type: "ready", tid });
+post({ type: "ready" });

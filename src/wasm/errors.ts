@@ -13,4 +13,14 @@ export const wasmError = defineErrors({
       "The module's linear memory cannot be held to the container's memory limit (custom page sizes, several memories whose maximums together exceed the limit, or memory limits wasmlet does not know), so it is refused rather than run uncapped.",
     hint: "build the module with one linear memory of standard 64 KiB pages (wasm32-wasip1 does)",
   },
+  WASMLET_ERR_WASM_UNKNOWN_OPCODE: {
+    description:
+      "The module holds an instruction wasmlet cannot decode, so it cannot add yield points to it (a WebAssembly proposal wasmlet does not support yet, or a corrupt binary).",
+    hint: "build the module for wasm32-wasip1 without experimental WebAssembly features",
+  },
+  WASMLET_ERR_WASM_ALREADY_INSTRUMENTED: {
+    description:
+      "The module imports wasmlet.yield itself: it already has yield points, or brings its own. wasmlet adds them to the original module only.",
+    hint: "run the original module, not one rewritten by wasmlet",
+  },
 });

@@ -136,7 +136,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Runtime } from "wasmlet/dist/runtime/index.js";
 import { demoModule } from "wasmlet/dist/devcluster/demo-module.js";
 import { workerEntry } from "wasmlet/dist/runtime/worker-entry.js";
-const runtime = new Runtime({ minIdleWorkers: 0 });
+const runtime = new Runtime({ workers: 1 });
 await runtime.start();
 const logPath = process.argv[2];
 const container = runtime.run({ id: "demo", module: demoModule("hello from the package", 50), args: ["demo"], env: {}, mounts: [], logPath });

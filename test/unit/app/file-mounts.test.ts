@@ -221,7 +221,7 @@ test("a file on another file system is copied, and a device there is refused rat
 
 test("through the runtime: the guest cannot change a read-only host file beside a writable one", async () => {
   const { ro, rw, scratch, host } = fixture();
-  const runtime = new Runtime({ minIdleWorkers: 1 });
+  const runtime = new Runtime({ workers: 1 });
   await runtime.start();
   try {
     const port = new WasiRuntimePort({

@@ -9,7 +9,7 @@ import { collector, guest, guestBytes, logText, readLog, spec, tempDir, until } 
 import { ModuleBuilder, op, type ValType } from "./wasm-builder.ts";
 
 const dir = tempDir();
-const runtime = new Runtime({ minIdleWorkers: 2 });
+const runtime = new Runtime({ workers: 1 });
 before(() => runtime.start());
 after(async () => {
   await runtime.destroy();

@@ -9,7 +9,7 @@ const dir = tempDir();
 const data = join(dir.path, "data");
 mkdirSync(data);
 writeFileSync(join(data, "greeting.txt"), "hello from the volume");
-const runtime = new Runtime({ minIdleWorkers: 2 });
+const runtime = new Runtime({ workers: 1 });
 before(() => runtime.start());
 after(async () => {
   await runtime.destroy();

@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseCriLine } from "../../../src/logs/cri-format.ts";
+import { compileModule } from "../../../src/runtime/module-check.ts";
 import type { ContainerSpec } from "../../../src/runtime/types.ts";
 import { buildGuest, type GuestName } from "../../support/guests.ts";
 
@@ -12,7 +13,7 @@ const modules = new Map<GuestName, Promise<WebAssembly.Module>>();
 export function guest(name: GuestName): Promise<WebAssembly.Module> {
   let module = modules.get(name);
   if (!module) {
-    module = buildGuest(name).then((path) => WebAssembly.compile(readFileSync(path)));
+    module = buildGuest(name).then((path) => compileModule(readFileSync(path)));
     modules.set(name, module);
   }
   return module;

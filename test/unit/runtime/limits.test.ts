@@ -1,15 +1,14 @@
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync } from "node:fs";
 import { after, before, test } from "node:test";
 import { Runtime } from "../../../src/runtime/index.ts";
-import { niceForCpuRequest } from "../../../src/runtime/priority.ts";
 import { withMemoryMaximum } from "../../../src/wasm/binary.ts";
+import { instrumentYieldPoints } from "../../../src/wasm/yield-points.ts";
 import { guest, guestBytes, logText, spec, tempDir, until } from "./helpers.ts";
 import { ModuleBuilder, op } from "./wasm-builder.ts";
 
 const MiB = 1024 * 1024;
 const dir = tempDir();
-const runtime = new Runtime({ minIdleWorkers: 2 });
+const runtime = new Runtime({ workers: 1 });
 before(() => runtime.start());
 after(async () => {
   await runtime.destroy();
@@ -18,7 +17,9 @@ after(async () => {
 
 test("a guest that runs out of memory at its limit ends OOMKilled with exit 137 (module capped by the caller)", async () => {
   const module = await WebAssembly.compile(
-    withMemoryMaximum(await guestBytes("memhog"), 24 * MiB) as Uint8Array<ArrayBuffer>,
+    instrumentYieldPoints(
+      withMemoryMaximum(await guestBytes("memhog"), 24 * MiB),
+    ) as Uint8Array<ArrayBuffer>,
   );
   const container = runtime.run(
     spec(dir.path, { module, args: ["hog"], memoryLimitBytes: 24 * MiB }),
@@ -124,40 +125,46 @@ test("CPU time is measured per container while it computes", async () => {
   assert.ok(final.user + final.system >= busy.user + busy.system);
 });
 
-function guestThreadNices(): number[] {
-  const out: number[] = [];
-  for (const task of readdirSync("/proc/self/task")) {
-    try {
-      if (readFileSync(`/proc/self/task/${task}/comm`, "utf8").trim() !== "wasmlet-guest") continue;
-      const stat = readFileSync(`/proc/self/task/${task}/stat`, "utf8");
-      out.push(Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]));
-    } catch {}
-  }
-  return out;
-}
-
-test("CPU requests become thread nice values, reset when the worker is given back", async (t) => {
-  assert.equal(niceForCpuRequest(undefined), undefined);
-  assert.equal(niceForCpuRequest(1000), 0);
-  assert.equal(niceForCpuRequest(4000), 0);
-  assert.equal(niceForCpuRequest(500), 3);
-  assert.equal(niceForCpuRequest(100), 10);
-  assert.equal(niceForCpuRequest(1), 19);
-  assert.equal(niceForCpuRequest(0), 19);
-  if (guestThreadNices().length === 0) {
-    t.skip("no /proc/self/task thread names here");
-    return;
-  }
-  const container = runtime.run(
-    spec(dir.path, {
-      module: await guest("ticker"),
-      args: ["ticker"],
-      env: { TICK_MS: "60000" },
-      cpuRequestMillis: 100,
-    }),
+test("a CPU limit is a quota per 100 ms period: a busy loop at 200m uses a fifth of a core", async () => {
+  const limited = runtime.run(
+    spec(dir.path, { module: await guest("cpuloop"), args: ["limited"], cpuLimitMillis: 200 }),
   );
-  await container.started;
-  await until(() => guestThreadNices().includes(10));
-  await container.stop(1000);
-  await until(() => !guestThreadNices().includes(10));
+  const free = runtime.run(spec(dir.path, { module: await guest("cpuloop"), args: ["free"] }));
+  await Promise.all([limited.started, free.started]);
+  const t0 = performance.now();
+  const [a0, b0] = await Promise.all([limited.cpuUsage(), free.cpuUsage()]);
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  const [a1, b1] = await Promise.all([limited.cpuUsage(), free.cpuUsage()]);
+  const seconds = (performance.now() - t0) / 1000;
+  const millicores = (before: typeof a0, after: typeof a1) =>
+    (after.user + after.system - before.user - before.system) / 1000 / seconds;
+  const limitedRate = millicores(a0, a1);
+  assert.ok(limitedRate >= 170 && limitedRate <= 230, `limited: ${limitedRate.toFixed(0)}m`);
+  assert.ok(millicores(b0, b1) > 300, `unlimited: ${millicores(b0, b1).toFixed(0)}m`);
+  await Promise.all([limited.stop(0), free.stop(0)]);
+});
+
+test("a spinning guest shares its worker: 50 sleepers beside it wake on time", async () => {
+  const solo = new Runtime({ workers: 1 });
+  await solo.start();
+  try {
+    const spinner = solo.run(spec(dir.path, { module: await guest("cpuloop"), args: ["spin"] }));
+    const sleepers = await Promise.all(
+      Array.from({ length: 50 }, async () =>
+        solo.run(
+          spec(dir.path, { module: await guest("ticker"), args: ["t"], env: { TICK_MS: "20" } }),
+        ),
+      ),
+    );
+    await Promise.all([spinner.started, ...sleepers.map((s) => s.started)]);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await Promise.all([spinner.stop(0), ...sleepers.map((s) => s.stop(0))]);
+    // A tick every 20 ms for 1.5 s: about 75 lines each when nobody hogs the thread.
+    const counts = sleepers.map((s) => logText(s.spec.logPath).length);
+    assert.ok(Math.min(...counts) >= 50, `ticks per sleeper: ${counts.join(",")}`);
+    const spun = await spinner.cpuUsage();
+    assert.ok(spun.user > 500_000, `the spinner ran too: ${spun.user} µs`);
+  } finally {
+    await solo.destroy();
+  }
 });

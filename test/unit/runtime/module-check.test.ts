@@ -30,6 +30,11 @@ test("real guests need nothing the runtime lacks; checkModule accepts them", asy
   }
   const hello = await guest("hello");
   assert.throws(() => checkModule(hello, "main"), { code: "WASMLET_ERR_MISSING_EXPORT" });
+  // Compiled without yield points, a module could hold a shared worker forever: refused.
+  const plain = await WebAssembly.compile(await guestBytes("hello"));
+  assert.throws(() => checkModule(plain, "_start"), {
+    code: "WASMLET_ERR_MODULE_NOT_INSTRUMENTED",
+  });
 });
 
 test("compileModule caps memory at the limit and reports bad bytes with WASMLET_ERR_MODULE_INVALID", async () => {
@@ -40,6 +45,7 @@ test("compileModule caps memory at the limit and reports bad bytes with WASMLET_
     wasi_snapshot_preview1: Object.fromEntries(
       Object.keys(WASI_FUNCTIONS).map((n) => [n, () => 0]),
     ),
+    wasmlet: { yield: () => 1000 },
   });
   const memory = instance.exports.memory as WebAssembly.Memory;
   const pages = memory.buffer.byteLength / 65536;

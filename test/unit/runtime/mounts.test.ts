@@ -34,7 +34,7 @@ const mounts = [
   { hostPath: vol, guestPath: "/data", readOnly: false },
   { hostPath: ro, guestPath: "/config", readOnly: true },
 ];
-const runtime = new Runtime({ minIdleWorkers: 1 });
+const runtime = new Runtime({ workers: 1 });
 before(() => runtime.start());
 after(async () => {
   await runtime.destroy();

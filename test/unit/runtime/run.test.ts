@@ -6,7 +6,7 @@ import { collector, guest, logText, readLog, spec, tempDir } from "./helpers.ts"
 import { ModuleBuilder, op } from "./wasm-builder.ts";
 
 const dir = tempDir();
-const runtime = new Runtime({ minIdleWorkers: 1 });
+const runtime = new Runtime({ workers: 1 });
 before(() => runtime.start());
 after(async () => {
   await runtime.destroy();

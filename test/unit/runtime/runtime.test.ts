@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { Runtime } from "../../../src/runtime/index.ts";
@@ -22,7 +22,7 @@ function newRuntime(options: ConstructorParameters<typeof Runtime>[0]): Runtime 
 }
 
 test("run() needs start(); start, close and destroy are idempotent; a closed runtime runs nothing", async () => {
-  const runtime = newRuntime({ minIdleWorkers: 1 });
+  const runtime = newRuntime({ workers: 1 });
   const module = await guest("hello");
   assert.throws(() => runtime.run(spec(dir.path, { module, args: ["hello"] })), {
     code: "WASMLET_ERR_RUNTIME_NOT_STARTED",
@@ -30,7 +30,7 @@ test("run() needs start(); start, close and destroy are idempotent; a closed run
   const first = runtime.start();
   assert.equal(runtime.start(), first);
   await runtime.ready;
-  assert.equal(runtime.stats().idleWorkers, 1);
+  assert.deepEqual(runtime.stats(), { running: 0, guests: 0, workers: 1, busyWorkers: 0 });
   const done = runtime.run(spec(dir.path, { module, args: ["hello"] }));
   assert.equal((await done.exited).reason, "Completed");
   await Promise.all([runtime.close(), runtime.close()]);
@@ -39,11 +39,10 @@ test("run() needs start(); start, close and destroy are idempotent; a closed run
   });
   await runtime.destroy();
   await runtime.destroy();
-  assert.equal(runtime.stats().idleWorkers, 0);
 });
 
 test("invalid specs are refused synchronously with the field named", async () => {
-  const runtime = newRuntime({ minIdleWorkers: 0 });
+  const runtime = newRuntime({ workers: 1 });
   await runtime.start();
   const module = await guest("hello");
   const bad: [Record<string, unknown>, RegExp][] = [
@@ -94,12 +93,12 @@ test("invalid specs are refused synchronously with the field named", async () =>
   assert.deepEqual(runtime.containers(), [ticker]);
   await ticker.stop(0);
   assert.equal(runtime.container("same"), undefined);
-  assert.throws(() => new Runtime({ minIdleWorkers: -1 }), { code: "WASMLET_ERR_INVALID_SPEC" });
+  assert.throws(() => new Runtime({ workers: 0 }), { code: "WASMLET_ERR_INVALID_SPEC" });
   await runtime.destroy();
 });
 
 test("close() stops running containers gracefully; destroy() kills them", async () => {
-  const runtime = newRuntime({ minIdleWorkers: 1, closeGracePeriodMs: 5000 });
+  const runtime = newRuntime({ workers: 1, closeGracePeriodMs: 5000 });
   await runtime.start();
   const sleeper = runtime.run(
     spec(dir.path, { module: await guest("ticker"), args: ["t"], env: { TICK_MS: "60000" } }),
@@ -108,7 +107,7 @@ test("close() stops running containers gracefully; destroy() kills them", async 
   await runtime.close();
   assert.equal((await sleeper.exited).exitCode, 143);
 
-  const other = newRuntime({ minIdleWorkers: 1 });
+  const other = newRuntime({ workers: 1 });
   await other.start();
   const loop = other.run(spec(dir.path, { module: await guest("cpuloop"), args: ["loop"] }));
   await loop.started;
@@ -117,23 +116,30 @@ test("close() stops running containers gracefully; destroy() kills them", async 
   assert.deepEqual([status.exitCode, status.message], [137, "killed: the runtime was destroyed"]);
 });
 
-test("the pool serves starts from warm workers, grows with demand and reuses workers", async () => {
-  const runtime = newRuntime({ minIdleWorkers: 2, maxIdleWorkers: 6 });
+test("guests share the workers: each new one goes to the worker with the fewest", async () => {
+  const runtime = newRuntime({ workers: 2 });
   await runtime.start();
-  const module = await guest("hello");
-  const first = runtime.run(spec(dir.path, { module, args: ["hello"] }));
-  await first.exited;
-  assert.equal(runtime.stats().coldStarts, 0);
-  const burst = Array.from({ length: 6 }, () =>
-    runtime.run(spec(dir.path, { module, args: ["hello"] })),
+  const module = await guest("ticker");
+  const sleepers = Array.from({ length: 6 }, () =>
+    runtime.run(spec(dir.path, { module, args: ["t"], env: { TICK_MS: "60000" } })),
   );
-  await Promise.all(burst.map((c) => c.exited));
-  // Demand was 7 starts in two seconds: the pool now aims for 6 idle workers and gets there.
-  assert.equal(runtime.stats().idleTarget, 6);
-  await until(() => runtime.stats().idleWorkers === 6);
-  const spawned = runtime.stats().workersSpawned;
-  for (let i = 0; i < 5; i++) await runtime.run(spec(dir.path, { module, args: ["hello"] })).exited;
-  assert.equal(runtime.stats().workersSpawned, spawned, "sequential runs reuse workers");
+  await Promise.all(sleepers.map((c) => c.started));
+  assert.deepEqual(runtime.stats(), { running: 6, guests: 6, workers: 2, busyWorkers: 2 });
+  const threads = () =>
+    readdirSync("/proc/self/task").filter((task) => {
+      try {
+        return readFileSync(`/proc/self/task/${task}/comm`, "utf8").startsWith("wasmlet-guests");
+      } catch {
+        return false;
+      }
+    }).length;
+  assert.equal(threads(), 2, "six guests, two threads");
+  const exec = sleepers[0]!.exec({ args: ["t"], onOutput: () => {} });
+  await exec.started;
+  assert.equal(runtime.stats().guests, 7);
+  await Promise.all(sleepers.map((c) => c.stop(0)));
+  await exec.exited;
+  assert.deepEqual(runtime.stats(), { running: 0, guests: 0, workers: 2, busyWorkers: 0 });
   await runtime.destroy();
 });
 
@@ -159,7 +165,7 @@ test("a guest killed while it holds open files leaks no host descriptor", async 
   }
   body.push(...op.loop([]));
   b.exportFunction("_start", b.function("_start", [], [], body));
-  const runtime = newRuntime({ minIdleWorkers: 1 });
+  const runtime = newRuntime({ workers: 1 });
   await runtime.start();
   const fds = () => readdirSync("/proc/self/fd").length;
   await runtime.run(spec(dir.path, { module: await guest("hello"), args: ["warm"] })).exited;

@@ -4,7 +4,7 @@ import { Runtime } from "../../../src/runtime/index.ts";
 import { collector, guest, logText, spec, tempDir, until } from "./helpers.ts";
 
 const dir = tempDir();
-const runtime = new Runtime({ minIdleWorkers: 2 });
+const runtime = new Runtime({ workers: 1 });
 before(() => runtime.start());
 after(async () => {
   await runtime.destroy();

@@ -12,21 +12,20 @@ async function computing(container: Container): Promise<void> {
 }
 
 const dir = tempDir();
-const runtime = new Runtime({ minIdleWorkers: 2 });
+const runtime = new Runtime({ workers: 1 });
 before(() => runtime.start());
 after(async () => {
   await runtime.destroy();
   dir.remove();
 });
 
-test("a sleeping guest stops at once on request: exit 143, and its worker is reused", async () => {
+test("a sleeping guest stops at once on request: exit 143, its neighbours run on", async () => {
   const out = collector();
   const ticker = runtime.run(
     spec(dir.path, { module: await guest("ticker"), args: ["ticker"], env: { TICK_MS: "60000" } }),
   );
   ticker.onOutput(out.onOutput);
   await until(() => out.text().includes("tick 1"));
-  const spawned = runtime.stats().workersSpawned;
   const t0 = performance.now();
   const status = await ticker.stop(30_000);
   const took = performance.now() - t0;
@@ -36,32 +35,29 @@ test("a sleeping guest stops at once on request: exit 143, and its worker is reu
     [143, "Error", 15, "stopped on request"],
   );
   assert.deepEqual(logText(ticker.spec.logPath), ["tick 1"]);
-  // The same worker runs the next container: nothing new had to be spawned for it.
   const next = runtime.run(spec(dir.path, { module: await guest("hello"), args: ["hello"] }));
   assert.equal((await next.exited).reason, "Completed");
-  assert.equal(runtime.stats().workersSpawned, spawned);
 });
 
-test("a CPU-bound guest that ignores the request is killed after the grace period: exit 137", async () => {
+test("a CPU-bound guest stops at its next yield point: exit 143 within milliseconds", async () => {
   const loop = runtime.run(spec(dir.path, { module: await guest("cpuloop"), args: ["cpuloop"] }));
   await computing(loop);
   const t0 = performance.now();
-  const status = await loop.stop(150);
+  const status = await loop.stop(60_000);
   const took = performance.now() - t0;
-  assert.ok(took >= 140 && took < 3000, `killed after ${took} ms: ${JSON.stringify(status)}`);
-  assert.equal(status.exitCode, 137);
-  assert.equal(status.reason, "Error");
-  assert.equal(status.signal, 9);
-  assert.match(status.message ?? "", /still running 150 ms after the stop request/);
+  assert.ok(took < 50, `stopped after ${took} ms`);
+  assert.deepEqual(
+    [status.exitCode, status.reason, status.signal, status.message],
+    [143, "Error", 15, "stopped on request"],
+  );
 });
 
 test("stop(0) kills now; a second stop() shortens a long grace period; stop after exit is a no-op", async () => {
   const loop = runtime.run(spec(dir.path, { module: await guest("cpuloop"), args: ["cpuloop"] }));
   await computing(loop);
   const t0 = performance.now();
-  void loop.stop(60_000);
   const status = await loop.stop(0);
-  assert.ok(performance.now() - t0 < 2000, "well before the 60 s grace period");
+  assert.ok(performance.now() - t0 < 50, "at once");
   assert.equal(status.exitCode, 137);
   assert.equal(await loop.stop(10), status);
 });

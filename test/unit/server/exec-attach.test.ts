@@ -215,7 +215,7 @@ async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> 
 }
 
 describe("exec and attach over WebSocket", () => {
-  const runtime = new Runtime({ minIdleWorkers: 1, closeGracePeriodMs: 0 });
+  const runtime = new Runtime({ workers: 1, closeGracePeriodMs: 0 });
   const dir = mkdtempSync(join(tmpdir(), "wasmlet-exec-attach-"));
   const modules = new Map<GuestName, WebAssembly.Module>();
   const containers = new Map<string, { container: Watched; stdinOnce?: boolean }>();
