@@ -195,17 +195,18 @@ export class PodLifecycle implements StateContext {
     for (const handle of this.#handles.values()) void handle.stop(0).catch(() => undefined);
   }
 
-  /** wasmlet shuts down: stop instances (their statuses are rebuilt on the next start), send nothing more. */
-  /** Stops every instance within the pod's own grace period, or `graceMs` when that is shorter. */
+  /**
+   * wasmlet shuts down: stops every instance within the pod's own grace period, or `graceMs` when
+   * that is shorter, preStop hooks first, as the kubelet's graceful node shutdown does. Statuses
+   * are rebuilt on the next start; nothing more is sent.
+   */
   async shutdown(graceMs: number): Promise<void> {
     graceMs = Math.min(graceMs, this.graceMs());
     this.#stopped = true;
     if (!this.#abort.signal.aborted) this.#abort.abort();
     this.#patcher.close();
     this.#clearTimers();
-    await Promise.all(
-      [...this.#handles.values()].map((handle) => handle.stop(graceMs).catch(() => undefined)),
-    );
+    await Promise.all([...this.#handles.keys()].map((name) => this.#stopOne(name, graceMs)));
   }
 
   #requestDeletion(pod: V1Pod): void {
