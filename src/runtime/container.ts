@@ -19,6 +19,7 @@ export class ContainerHandle extends InstanceHandle implements Container {
       mounts: spec.mounts,
       entrypoint: spec.entrypoint ?? "_start",
       memoryLimitBytes: spec.memoryLimitBytes,
+      memoryGroup: spec.id,
       cpuLimitMillis: spec.cpuLimitMillis,
       dedicated: spec.exclusiveCpu === true,
       stdin: spec.stdin === true,

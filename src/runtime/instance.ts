@@ -33,6 +33,8 @@ export interface InstanceParams {
   mounts: Mount[];
   entrypoint: string;
   memoryLimitBytes: number | undefined;
+  /** Instances of one group (a container and its execs) share the memory limit. */
+  memoryGroup: string;
   cpuLimitMillis: number | undefined;
   /** A worker of its own (exclusive CPUs). */
   dedicated: boolean;
@@ -153,6 +155,7 @@ export class InstanceHandle implements Instance {
       mounts: params.mounts,
       entrypoint: params.entrypoint,
       memoryLimitBytes: params.memoryLimitBytes,
+      memoryGroup: params.memoryGroup,
       cpuLimitMillis: params.cpuLimitMillis,
       control: this.#control.control,
       stdinRing: this.#control.stdinRing,

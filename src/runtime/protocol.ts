@@ -30,6 +30,8 @@ export interface RunMessage {
   mounts: Mount[];
   entrypoint: string;
   memoryLimitBytes: number | undefined;
+  /** Instances of one group (a container and its execs) share the memory limit. */
+  memoryGroup: string;
   /** CPU quota in millicores (100 ms periods, like CFS); undefined: unlimited. */
   cpuLimitMillis: number | undefined;
   /** Int32Array view: see Control. */

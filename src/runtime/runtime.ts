@@ -8,6 +8,7 @@
 import { availableParallelism } from "node:os";
 import { DEFAULT_MAX_LINE_BYTES } from "../logs/cri-format.ts";
 import { ContainerHandle } from "./container.ts";
+import { DescriptorBudget } from "./descriptor-budget.ts";
 import { runtimeError } from "./errors.ts";
 import type { InstanceContext } from "./instance.ts";
 import { jspiAvailable } from "./jspi.ts";
@@ -61,6 +62,12 @@ export class Runtime {
     }
     this.#pool = new WorkerPool({
       workers: checkCount(options.workers, "workers", availableParallelism(), 1),
+      descriptors:
+        options.maxGuestDescriptors === undefined
+          ? DescriptorBudget.forProcess()
+          : new DescriptorBudget(
+              checkCount(options.maxGuestDescriptors, "maxGuestDescriptors", 0, 1),
+            ),
       logger: options.logger,
     });
     this.#maxLineBytes = checkCount(

@@ -136,6 +136,11 @@ export interface RuntimeLogger {
 export interface RuntimeOptions {
   /** Shared worker threads that host the guests (default: one per core). */
   workers?: number;
+  /**
+   * Host descriptors all guests may hold together (default: three quarters of the process's
+   * open-file limit); past it their opens fail with ENFILE.
+   */
+  maxGuestDescriptors?: number;
   /** Content bytes per log record before a line is cut into P records (default 16 KiB). */
   maxLogLineBytes?: number;
   /** Grace period close() gives running instances (default 10 s). */

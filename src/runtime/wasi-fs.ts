@@ -4,8 +4,9 @@
 //   absolute or symlink escape, and no race with another guest renaming things meanwhile), which
 //   node:wasi does not guarantee (its resolver lets the OS follow symlinks in directories);
 // - read-only mounts: every mutation under one fails with EROFS, and files there are opened O_RDONLY;
-// - cleanup: files are opened with fs.openSync, which a worker tracks and closes even when it is
-//   terminated in the middle of a CPU loop (node:wasi's descriptors leak on terminate()).
+// - cleanup: every host descriptor is the guest's entry's, closed with it and at the end; all of
+//   them count against the node-wide DescriptorBudget (descriptor-budget.ts), so guests together
+//   cannot take the descriptors wasmlet itself needs.
 // A directory descriptor holds an O_PATH host descriptor of its directory: paths beneath it are
 // resolved from that, never from a name that could have been swapped.
 //
@@ -35,6 +36,7 @@ import {
   utimesSync,
   writeSync,
 } from "node:fs";
+import { DescriptorBudget } from "./descriptor-budget.ts";
 import { encodeUtf8, type GuestMemory } from "./guest-memory.ts";
 import {
   isInside,
@@ -146,11 +148,19 @@ export class WasiFs {
   readonly #stdio: Stdio;
   readonly #fds = new Map<number, Entry>();
   readonly #maxFds: number;
+  readonly #budget: DescriptorBudget;
 
-  constructor(memory: GuestMemory, stdio: Stdio, mounts: PreopenMount[], maxFds = 1024) {
+  constructor(
+    memory: GuestMemory,
+    stdio: Stdio,
+    mounts: PreopenMount[],
+    budget = new DescriptorBudget(2 ** 31 - 1),
+    maxFds = 1024,
+  ) {
     this.#memory = memory;
     this.#stdio = stdio;
     this.#maxFds = maxFds;
+    this.#budget = budget;
     this.#fds.set(0, { kind: "stdin", rightsBase: STDIN_RIGHTS, rightsInheriting: 0n, fdflags: 0 });
     this.#fds.set(1, {
       kind: "stdout",
@@ -166,9 +176,19 @@ export class WasiFs {
     });
     let fd = 3;
     for (const mount of mounts) {
+      // Preopens are the guest's start-up: counted, never refused.
+      this.#budget.take(true);
+      let hostFd: number;
+      try {
+        hostFd = openDirectory(mount.root);
+      } catch (error) {
+        this.#budget.give();
+        this.closeAll();
+        throw error;
+      }
       this.#fds.set(fd++, {
         kind: "dir",
-        fd: openDirectory(mount.root),
+        fd: hostFd,
         mount,
         preopen: mount.guestPath,
         listing: undefined,
@@ -188,11 +208,31 @@ export class WasiFs {
     for (const entry of this.#fds.values()) {
       if (entry.kind === "file" || entry.kind === "dir") {
         try {
-          closeSync(entry.fd);
+          this.#closeHost(entry.fd);
         } catch {}
       }
     }
     this.#fds.clear();
+  }
+
+  /** Opens a host descriptor for an entry, within the node's budget (ENFILE past it). */
+  #openHost(path: string, flags: number, mode?: number): number {
+    if (!this.#budget.take()) {
+      throw Object.assign(new Error("the node's descriptor budget for guests is spent"), {
+        code: "ENFILE",
+      });
+    }
+    try {
+      return openSync(path, flags, mode);
+    } catch (error) {
+      this.#budget.give();
+      throw error;
+    }
+  }
+
+  #closeHost(fd: number): void {
+    this.#budget.give();
+    closeSync(fd);
   }
 
   #insert(entry: Entry): number {
@@ -285,7 +325,7 @@ export class WasiFs {
     const entry = this.entry(fd);
     if (!entry) return Errno.EBADF;
     this.#fds.delete(fd >>> 0);
-    if (entry.kind === "file" || entry.kind === "dir") closeSync(entry.fd);
+    if (entry.kind === "file" || entry.kind === "dir") this.#closeHost(entry.fd);
     return Errno.SUCCESS;
   }
 
@@ -595,7 +635,7 @@ export class WasiFs {
     const target = this.entry(to);
     if (!source || !target) return Errno.EBADF;
     if (from >>> 0 === to >>> 0) return Errno.SUCCESS;
-    if (target.kind === "file" || target.kind === "dir") closeSync(target.fd);
+    if (target.kind === "file" || target.kind === "dir") this.#closeHost(target.fd);
     this.#fds.set(to >>> 0, source);
     this.#fds.delete(from >>> 0);
     return Errno.SUCCESS;
@@ -765,7 +805,7 @@ export class WasiFs {
         const nofollow = r.name === undefined ? 0 : O.O_NOFOLLOW;
         return this.#finishOpen(fdPointer, {
           kind: "dir",
-          fd: openSync(r.host, O_PATH | O.O_DIRECTORY | nofollow),
+          fd: this.#openHost(r.host, O_PATH | O.O_DIRECTORY | nofollow),
           mount: dir.mount,
           preopen: undefined,
           listing: undefined,
@@ -783,7 +823,7 @@ export class WasiFs {
       if (o & Oflags.EXCL) flags |= O.O_EXCL;
       if (o & Oflags.TRUNC) flags |= O.O_TRUNC;
       if (f & Fdflags.APPEND) flags |= O.O_APPEND;
-      const hostFd = openSync(r.host, flags, 0o666);
+      const hostFd = this.#openHost(r.host, flags, 0o666);
       let filetype: number = Filetype.REGULAR_FILE;
       try {
         filetype = filetypeOf(fstatSync(hostFd));
@@ -808,7 +848,7 @@ export class WasiFs {
   #finishOpen(fdPointer: number, entry: FileEntry | DirEntry): number {
     const fd = this.#insert(entry);
     if (fd < 0) {
-      closeSync(entry.fd);
+      this.#closeHost(entry.fd);
       return -fd;
     }
     this.#memory.setU32(fdPointer, fd);

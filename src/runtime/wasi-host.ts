@@ -10,6 +10,7 @@
 // throws to an errno: no guest input reaches wasmlet as an exception.
 import { randomFillSync } from "node:crypto";
 import { type GuestControl, StopRequested } from "./control.ts";
+import type { DescriptorBudget } from "./descriptor-budget.ts";
 import type { GuestClock } from "./guest-clock.ts";
 import { encodeUtf8, GuestEncodingError, GuestFault, GuestMemory } from "./guest-memory.ts";
 import type { GuestOutput } from "./guest-output.ts";
@@ -43,7 +44,14 @@ export interface WasiHostOptions {
   control: GuestControl;
   clock: GuestClock;
   output: GuestOutput;
+  /** The node-wide budget of host descriptors the guest's files draw from. */
+  descriptors: DescriptorBudget;
   memoryLimitBytes: number | undefined;
+  /**
+   * Linear memory of every instance that shares the limit (a container and its execs), this one
+   * included: together they must stay within `memoryLimitBytes`, as processes in one cgroup do.
+   */
+  memoryGroupBytes(): number;
   onWarning(message: string): void;
 }
 
@@ -79,6 +87,8 @@ export class WasiHost {
   #memory: GuestMemory | undefined;
   #fs: WasiFs | undefined;
   #warned = false;
+  /** Memory size at the last check. */
+  #checkedBytes = 0;
 
   constructor(options: WasiHostOptions) {
     this.#options = options;
@@ -110,7 +120,7 @@ export class WasiHost {
       writeOutput: (stream: "stdout" | "stderr", buffers: Uint8Array[]) =>
         this.#options.output.write(stream, buffers),
     };
-    this.#fs = new WasiFs(this.#memory, stdio, this.#options.mounts);
+    this.#fs = new WasiFs(this.#memory, stdio, this.#options.mounts, this.#options.descriptors);
     this.#control.publishMemory(this.#memory.byteLength);
   }
 
@@ -136,7 +146,7 @@ export class WasiHost {
     return (...args: never[]) => {
       this.#control.checkStop();
       if (!this.#memory || !this.#fs) return Errno.ENOSYS;
-      this.#publishMemory();
+      this.checkMemory();
       try {
         const result = impl(...args);
         if (typeof result === "number" || result === undefined) return result;
@@ -162,14 +172,31 @@ export class WasiHost {
     return Errno.EIO;
   }
 
-  #publishMemory(): void {
-    const bytes = this.#memory!.byteLength;
+  /**
+   * Publishes the memory size and ends the guest when it, or it with the other instances sharing
+   * its limit, is above the limit. Called at every WASI call and yield point.
+   */
+  checkMemory(): void {
+    if (!this.#memory) return;
+    const bytes = this.#memory.byteLength;
     this.#control.publishMemory(bytes);
     const limit = this.#options.memoryLimitBytes;
-    if (limit !== undefined && bytes > limit) {
+    if (limit === undefined) return;
+    if (bytes > limit) {
       throw new GuestExit({
         kind: "memory-limit",
         message: `linear memory grew to ${bytes} bytes, above the limit of ${limit}`,
+      });
+    }
+    // The instance whose growth crossed the shared limit is the one that ends.
+    const grew = bytes > this.#checkedBytes;
+    this.#checkedBytes = bytes;
+    if (!grew) return;
+    const together = this.#options.memoryGroupBytes();
+    if (together > limit) {
+      throw new GuestExit({
+        kind: "memory-limit",
+        message: `the container and its execs hold ${together} bytes of linear memory together, above the limit of ${limit}`,
       });
     }
   }
@@ -181,7 +208,7 @@ export class WasiHost {
   async #wait(bell: number, timeoutMs: number): Promise<void> {
     this.#options.output.flush();
     await this.#clock.wait(bell, timeoutMs);
-    this.#publishMemory();
+    this.checkMemory();
   }
 
   #readStdin(buffers: Uint8Array[], nonblocking: boolean): number | Promise<number> {

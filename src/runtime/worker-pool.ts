@@ -5,6 +5,7 @@
 // as the kubelet's static CPU manager gives a Guaranteed pod CPUs of its own.
 // A worker that dies takes its guests with it: each is told, and a shared worker is replaced.
 import { Worker } from "node:worker_threads";
+import type { DescriptorBudget } from "./descriptor-budget.ts";
 import { runtimeError } from "./errors.ts";
 import type { HostToWorker, WorkerToHost } from "./protocol.ts";
 import type { CpuUsage, RuntimeLogger } from "./types.ts";
@@ -13,7 +14,15 @@ import { workerEntry } from "./worker-entry.ts";
 export interface WorkerPoolOptions {
   /** Shared workers. */
   workers: number;
+  /** The host descriptors all guests may hold together. */
+  descriptors: DescriptorBudget;
   logger: RuntimeLogger | undefined;
+}
+
+/** What every worker gets at its start. */
+export interface WorkerData {
+  /** DescriptorBudget's shared counter. */
+  descriptors: SharedArrayBuffer;
 }
 
 /** What an instance on a worker hears from it. */
@@ -41,6 +50,7 @@ export class GuestWorker {
 
   constructor(
     dedicated: boolean,
+    workerData: WorkerData,
     logger: RuntimeLogger | undefined,
     onGone: (worker: GuestWorker, booted: boolean) => void,
     onEmpty: (worker: GuestWorker) => void,
@@ -55,6 +65,7 @@ export class GuestWorker {
       // wrapper per guest (guest memory is outside it).
       env: {},
       resourceLimits: { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 512 },
+      workerData,
     });
     const forward = (stream: string) => (chunk: Buffer) =>
       logger?.debug({ stream, text: chunk.toString().trimEnd() }, "worker output outside a guest");
@@ -138,10 +149,12 @@ export class WorkerPool {
   readonly #options: WorkerPoolOptions;
   readonly #shared: GuestWorker[] = [];
   readonly #dedicated = new Set<GuestWorker>();
+  readonly #workerData: WorkerData;
   #closed = false;
 
   constructor(options: WorkerPoolOptions) {
     this.#options = options;
+    this.#workerData = { descriptors: options.descriptors.buffer };
   }
 
   /** Spawns the shared workers and resolves when they are ready. */
@@ -191,6 +204,7 @@ export class WorkerPool {
   #spawn(dedicated: boolean): GuestWorker {
     return new GuestWorker(
       dedicated,
+      this.#workerData,
       this.#options.logger,
       (worker, booted) => this.#gone(worker, booted),
       (worker) => {

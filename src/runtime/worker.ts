@@ -4,12 +4,13 @@
 // cross as an Outcome.
 import { realpathSync, statSync } from "node:fs";
 import { enableCompileCache } from "node:module";
-import { parentPort } from "node:worker_threads";
+import { parentPort, workerData } from "node:worker_threads";
 import { isWasmletError } from "../errors.ts";
 import { YIELD_IMPORT } from "../wasm/yield-points.ts";
 import { privateTempDir } from "./private-dir.ts";
 import type { HostToWorker, Outcome, RunMessage, WorkerToHost } from "./protocol.ts";
 import { toWireError } from "./protocol.ts";
+import type { WorkerData } from "./worker-pool.ts";
 
 // Every worker loads the same modules: V8's code cache on disk saves compiling them each time
 // (about a tenth of a worker's boot here). Modules imported below this line use it.
@@ -21,6 +22,18 @@ const { GuestExit, WasiHost } = await import("./wasi-host.ts");
 const { runtimeError } = await import("./errors.ts");
 const { checkModule } = await import("./module-check.ts");
 const { promising, suspending } = await import("./jspi.ts");
+const { DescriptorBudget } = await import("./descriptor-budget.ts");
+
+/** Shared with every worker: the host descriptors all guests may hold together. */
+const descriptors = new DescriptorBudget((workerData as WorkerData).descriptors);
+/** Memory size of every live instance, by memory group (a container and its execs). */
+const memoryGroups = new Map<string, Set<() => number>>();
+
+function groupMemoryBytes(group: string): number {
+  let total = 0;
+  for (const size of memoryGroups.get(group) ?? []) total += size();
+  return total;
+}
 
 const port = parentPort!;
 const post = (message: WorkerToHost, transfer: ArrayBuffer[] = []) =>
@@ -88,25 +101,36 @@ async function run(message: RunMessage): Promise<void> {
   let outcome: Outcome;
   let output: ReturnType<typeof createGuestOutput> | undefined;
   let host: InstanceType<typeof WasiHost> | undefined;
+  const memorySize = () => host?.memoryBytes() ?? 0;
   try {
     const mounts = resolveMounts(message);
     checkModule(message.module, message.entrypoint);
     output = createGuestOutput(message.output, instanceId, control, post, (bell, ms) =>
       clock.wait(bell, ms),
     );
-    host = new WasiHost({
+    const wasi = new WasiHost({
       args: message.args,
       env: message.env,
       mounts,
       control,
       clock,
       output,
+      descriptors,
       memoryLimitBytes: message.memoryLimitBytes,
+      memoryGroupBytes: () => groupMemoryBytes(message.memoryGroup),
       onWarning: (text) => post({ type: "warning", instanceId, message: text }),
     });
+    host = wasi;
+    const group = memoryGroups.get(message.memoryGroup) ?? new Set();
+    memoryGroups.set(message.memoryGroup, group);
+    group.add(memorySize);
+    const yieldPoint = () => {
+      wasi.checkMemory();
+      return clock.yieldPoint();
+    };
     const instance = new WebAssembly.Instance(message.module, {
       wasi_snapshot_preview1: host.imports(),
-      [YIELD_IMPORT.module]: { [YIELD_IMPORT.name]: suspending(clock.yieldPoint) },
+      [YIELD_IMPORT.module]: { [YIELD_IMPORT.name]: suspending(yieldPoint) },
     } as WebAssembly.Imports);
     const exports = instance.exports;
     const memory = exports.memory as WebAssembly.Memory;
@@ -131,6 +155,9 @@ async function run(message: RunMessage): Promise<void> {
     outcome = outcomeOf(error, started);
   }
   clock.pause();
+  const group = memoryGroups.get(message.memoryGroup);
+  group?.delete(memorySize);
+  if (group?.size === 0) memoryGroups.delete(message.memoryGroup);
   try {
     output?.close();
   } catch {}

@@ -2,12 +2,14 @@
 // memory limit, exit, call imports with garbage — the others keep their pace; and when the thread
 // itself dies, every guest on it is reported ended with the reason, and the runtime goes on.
 import assert from "node:assert/strict";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { after, test } from "node:test";
+import { DescriptorBudget } from "../../../src/runtime/descriptor-budget.ts";
 import { Runtime } from "../../../src/runtime/index.ts";
 import { InstanceHandle } from "../../../src/runtime/instance.ts";
 import { WASI_MODULE } from "../../../src/runtime/wasi-abi.ts";
 import { WorkerPool } from "../../../src/runtime/worker-pool.ts";
-import { guest, logText, spec, tempDir } from "./helpers.ts";
+import { guest, logText, spec, tempDir, until } from "./helpers.ts";
 import { ModuleBuilder, op } from "./wasm-builder.ts";
 
 const MiB = 1024 * 1024;
@@ -112,7 +114,11 @@ test("a guest's fault never disturbs the 50 guests beside it on its worker", asy
 });
 
 test("a worker thread that dies ends its guests with the reason; the pool replaces it", async () => {
-  const pool = new WorkerPool({ workers: 1, logger: undefined });
+  const pool = new WorkerPool({
+    workers: 1,
+    descriptors: new DescriptorBudget(1000),
+    logger: undefined,
+  });
   await pool.start();
   try {
     const ticker = await guest("ticker");
@@ -127,6 +133,7 @@ test("a worker thread that dies ends its guests with the reason; the pool replac
           mounts: [],
           entrypoint: "_start",
           memoryLimitBytes: 64 * MiB,
+          memoryGroup: id,
           cpuLimitMillis: undefined,
           dedicated: false,
           stdin: false,
@@ -152,5 +159,110 @@ test("a worker thread that dies ends its guests with the reason; the pool replac
     await next.stop(0);
   } finally {
     await pool.destroy();
+  }
+});
+
+/** Opens `f` in its first preopen until an open fails, then sleeps (poll_oneoff) until stopped. */
+function fileHoarder(): Uint8Array {
+  const b = new ModuleBuilder();
+  const open = b.importFunction(
+    WASI_MODULE,
+    "path_open",
+    ["i32", "i32", "i32", "i32", "i32", "i64", "i64", "i32", "i32"],
+    ["i32"],
+  );
+  const write = b.importFunction(WASI_MODULE, "fd_write", ["i32", "i32", "i32", "i32"], ["i32"]);
+  const poll = b.importFunction(WASI_MODULE, "poll_oneoff", ["i32", "i32", "i32", "i32"], ["i32"]);
+  b.memory(1);
+  b.data(64, "f");
+  // A clock subscription at 256: relative, 10 s.
+  b.data(256 + 8, [0]);
+  b.data(256 + 24, [0x00, 0xe4, 0x0b, 0x54, 0x02, 0x00, 0x00, 0x00]);
+  // The errno that ended the opens, printed as one byte at 32 (iovec at 16).
+  b.data(16, [32, 0, 0, 0, 1, 0, 0, 0]);
+  const openOnce = [
+    ...[...op.i32(3), ...op.i32(0), ...op.i32(64), ...op.i32(1), ...op.i32(0)],
+    ...[...op.i64(2), ...op.i64(0), ...op.i32(0), ...op.i32(4), ...op.call(open)],
+  ];
+  const body = [
+    // local0 = errno of path_open; loop while it is 0
+    ...[0x03, 0x40, ...openOnce, 0x22, 0x00, 0x45, 0x0d, 0x00, 0x0b],
+    // memory[32] = errno; fd_write(1, iovec 16, 1, 8)
+    ...[...op.i32(32), ...op.localGet(0), 0x3a, 0x00, 0x00],
+    ...[...op.i32(1), ...op.i32(16), ...op.i32(1), ...op.i32(8), ...op.call(write), ...op.drop],
+    ...op.loop([
+      ...op.i32(256),
+      ...op.i32(512),
+      ...op.i32(1),
+      ...op.i32(8),
+      ...op.call(poll),
+      ...op.drop,
+    ]),
+  ];
+  b.exportFunction("_start", b.function("_start", [], [], body, ["i32"]));
+  return b.bytes();
+}
+
+test("guests together hold no more host descriptors than the node's budget: past it, ENFILE", async () => {
+  const volume = `${dir.path}/files`;
+  mkdirSync(volume);
+  writeFileSync(`${volume}/f`, "x");
+  const runtime = new Runtime({ workers: 1, maxGuestDescriptors: 60 });
+  await runtime.start();
+  try {
+    const fds = () => readdirSync("/proc/self/fd").length;
+    const before = fds();
+    const hoarders = [0, 1, 2].map(() =>
+      runtime.run(
+        spec(dir.path, {
+          module: fileHoarder(),
+          args: ["hoard"],
+          mounts: [{ hostPath: volume, guestPath: "/v", readOnly: true }],
+        }),
+      ),
+    );
+    const out = (c: (typeof hoarders)[0]) => readFileSync(c.spec.logPath).subarray(-2, -1)[0];
+    for (const c of hoarders) {
+      await c.started;
+      await until(() => existsSync(c.spec.logPath) && readFileSync(c.spec.logPath).length > 0);
+    }
+    // Each guest opened until the node's budget of 60 was spent, and was told ENFILE (41).
+    assert.deepEqual(
+      hoarders.map((c) => out(c)),
+      [41, 41, 41],
+    );
+    assert.ok(fds() - before <= 60 + 10, `${fds() - before} descriptors more than before`);
+    await Promise.all(hoarders.map((c) => c.stop(0)));
+    await until(() => fds() <= before + 3);
+  } finally {
+    await runtime.destroy();
+  }
+});
+
+test("a container and its execs share its memory limit: the exec that crosses it is OOMKilled", async () => {
+  // _start: grow by 40 pages (2.5 MiB), then spin. Two instances need 82 pages; the limit is 64.
+  const b = new ModuleBuilder();
+  b.memory(1);
+  const body = [...op.i32(40), 0x40, 0x00, ...op.drop, ...op.loop([])];
+  b.exportFunction("_start", b.function("_start", [], [], body));
+  const runtime = new Runtime({ workers: 1 });
+  await runtime.start();
+  try {
+    const container = runtime.run(
+      spec(dir.path, { module: b.bytes(), args: ["main"], memoryLimitBytes: 4 * MiB }),
+    );
+    await container.started;
+    await until(() => container.memoryBytes() >= 41 * 65536);
+    const exec = container.exec({ args: ["extra"], onOutput: () => {} });
+    const status = await exec.exited;
+    assert.equal(status.reason, "OOMKilled", JSON.stringify(status));
+    assert.match(
+      status.message ?? "",
+      /the container and its execs hold \d+ bytes .* limit of 4194304/,
+    );
+    assert.equal(container.running, true, "the container itself runs on");
+    await container.stop(0);
+  } finally {
+    await runtime.destroy();
   }
 });
