@@ -85,6 +85,14 @@ before(async () => {
     bed.namespace,
     pod("idle", { image: await bed.image("ticker"), env: [{ name: "TICK_MS", value: "500" }] }),
   );
+  // A busy loop held to a fifth of a core by its CPU limit.
+  await applyJson(
+    bed.namespace,
+    pod("limited", {
+      image: await bed.image("cpuloop"),
+      resources: { limits: { cpu: "200m", memory: "64Mi" } },
+    }),
+  );
 
   // metrics-server's identity: a client certificate of the cluster CA, for the API server and
   // for the node; RBAC as the upstream manifest grants it (the starter applies it).
@@ -113,10 +121,11 @@ before(async () => {
     nodeSelector: `kubernetes.io/hostname=${bed.wasmlet.nodeName}`,
     onProgress: (line) => process.stderr.write(`# ${line}\n`),
   });
-  await Promise.all([
-    waitForPod(bed.namespace, "busy", "Running", phaseIs("Running")),
-    waitForPod(bed.namespace, "idle", "Running", phaseIs("Running")),
-  ]);
+  await Promise.all(
+    ["busy", "idle", "limited"].map((name) =>
+      waitForPod(bed.namespace, name, "Running", phaseIs("Running")),
+    ),
+  );
 });
 
 after(async () => {
@@ -222,6 +231,40 @@ test("kubectl top pod shows CPU for the busy pod and memory for every pod", asyn
   assert.ok(busyNano && Number(busyNano[1]) >= 3e8, byName.get("busy")!.containers[0]!.usage.cpu);
 });
 
+test("a CPU limit holds a busy loop to it: limits.cpu 200m reads about 200m in the metrics API", async () => {
+  /** The limited pod's CPU (millicores) in a metrics window newer than `after`. */
+  const reading = async (after: number) =>
+    await eventually(
+      async () => {
+        const metrics = JSON.parse(
+          await kubectlOk([
+            "get",
+            "--raw",
+            `/apis/metrics.k8s.io/v1beta1/namespaces/${bed.namespace}/pods/limited`,
+          ]),
+        ) as { timestamp: string; containers: Array<{ usage: { cpu: string } }> };
+        const nano = /^(\d+)n$/.exec(metrics.containers[0]?.usage.cpu ?? "");
+        return Date.parse(metrics.timestamp) > after && nano
+          ? { at: Date.parse(metrics.timestamp), millicores: Number(nano[1]) / 1e6 }
+          : undefined;
+      },
+      "a new PodMetrics window for the limited pod",
+      60_000,
+      1000,
+    );
+  // Three consecutive 10 s windows (metrics-server's resolution here).
+  const windows: number[] = [];
+  let after = 0;
+  for (let i = 0; i < 3; i++) {
+    const next = await reading(after);
+    windows.push(next.millicores);
+    after = next.at;
+  }
+  const mean = windows.reduce((a, b) => a + b, 0) / windows.length;
+  assert.ok(mean >= 190 && mean <= 210, `limited pod: ${windows.map((w) => w.toFixed(0))}m`);
+  for (const w of windows) assert.ok(w >= 170 && w <= 230, `a window read ${w.toFixed(0)}m`);
+});
+
 /** Prometheus text lines of `name` (with or without labels). */
 function samples(text: string, name: string): string[][] {
   return text
@@ -313,7 +356,7 @@ test("/stats/summary, /pods and /metrics describe the same node and pods", async
     `node ${summary.node.cpu.usageNanoCores}`,
   );
   const ours = summary.pods.filter((p) => p.podRef.namespace === bed.namespace);
-  assert.deepEqual(ours.map((p) => p.podRef.name).sort(), ["busy", "idle"]);
+  assert.deepEqual(ours.map((p) => p.podRef.name).sort(), ["busy", "idle", "limited"]);
   for (const p of ours) {
     assert.equal(p.containers[0]?.name, "main");
     assert.ok(p.containers[0]!.cpu.usageCoreNanoSeconds > 0);
@@ -334,7 +377,7 @@ test("/stats/summary, /pods and /metrics describe the same node and pods", async
   };
   assert.equal(podList.kind, "PodList");
   const listed = podList.items.filter((p) => p.metadata.namespace === bed.namespace);
-  assert.deepEqual(listed.map((p) => p.metadata.name).sort(), ["busy", "idle"]);
+  assert.deepEqual(listed.map((p) => p.metadata.name).sort(), ["busy", "idle", "limited"]);
   for (const p of listed)
     assert.equal(p.metadata.uid, ours.find((s) => s.podRef.name === p.metadata.name)?.podRef.uid);
 
