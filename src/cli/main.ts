@@ -29,7 +29,7 @@ const commands: Record<string, Command> = {
     load: async () => ({
       main: async () => {
         console.log(
-          `wasmlet ${VERSION} (node ${process.versions.node}, WASI preview1 via node:wasi)`,
+          `wasmlet ${VERSION} (node ${process.versions.node}, WASI preview1)`,
         );
         return 0;
       },

@@ -13,7 +13,7 @@ export function nodeInfo(host: HostIdentity): V1NodeSystemInfo {
     architecture: ARCHITECTURE,
     operatingSystem: OPERATING_SYSTEM,
     // OS-IMAGE: what pods see (WASI preview1), and the host under it.
-    osImage: `WASI preview1 (node:wasi ${process.versions.node}) on ${host.hostOS}`,
+    osImage: `WASI preview1 (wasmlet, Node ${process.versions.node}) on ${host.hostOS}`,
     kernelVersion: host.kernelVersion,
     containerRuntimeVersion: CONTAINER_RUNTIME_VERSION,
     kubeletVersion: KUBELET_VERSION,

@@ -38,7 +38,7 @@ describe("wasmlet node lifecycle", () => {
     assert.equal(columns[1], "Ready");
     assert.match(columns[4] ?? "", /^v1\.\d+\.\d+-wasmlet\.\d+\.\d+\.\d+$/);
     assert.equal(columns[5], nodeIP());
-    assert.match(columns[7] ?? "", /^WASI preview1 \(node:wasi \d+\.\d+\.\d+\) on /);
+    assert.match(columns[7] ?? "", /^WASI preview1 \(wasmlet, Node \d+\.\d+\.\d+\) on /);
     assert.match(columns[9] ?? "", /^wasmlet:\/\/\d+\.\d+\.\d+$/);
   });
 
