@@ -5,13 +5,13 @@
 # runAsUser of manifests/). Checked by test/unit/ship/dockerfile.test.ts.
 
 # Production dependencies only (no TypeScript, no Biome, no pinned-Node package).
-FROM node:24-bookworm-slim AS deps
+FROM node:26-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
 # Build: compile src/ to dist/.
-FROM node:24-bookworm-slim AS build
+FROM node:26-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -20,7 +20,7 @@ COPY src ./src
 RUN npm run build
 
 # Runtime.
-FROM node:24-bookworm-slim
+FROM node:26-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules

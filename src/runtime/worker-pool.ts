@@ -83,7 +83,8 @@ export class GuestWorker {
         this.#guests.get(message.instanceId)?.onMessage(message);
       });
       this.#worker.on("error", (error) => {
-        failure = error;
+        // A worker can throw any value; @types/node 26 types the event's argument as unknown.
+        failure = error instanceof Error ? error : new Error(String(error));
         logger?.warn({ err: error }, "worker thread error");
       });
       this.#worker.on("exit", (code) => {

@@ -26,7 +26,7 @@ after(async () => {
   await node?.cleanup();
 });
 
-/** Runs the HEALTHCHECK command with the image's `node` (Node 24) and the given environment. */
+/** Runs the HEALTHCHECK command with the image's `node` (Node 26) and the given environment. */
 function healthcheck(env: NodeJS.ProcessEnv) {
   return run(NODE, command.slice(1), {
     env: { PATH: process.env.PATH, ...env },

@@ -24,7 +24,7 @@ let bin: string;
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), "wasmlet-ship-pack-"));
-  // Node 24 first on PATH, so npm, its scripts (prepack builds dist/) and the bin run on it.
+  // Node 26 first on PATH, so npm, its scripts (prepack builds dist/) and the bin run on it.
   env = { ...process.env, PATH: `${join(ROOT, "node_modules/.bin")}:${process.env.PATH}` };
   // Pack a copy of the checkout (what package.json's `files` ships, and what the build reads), so
   // that prepack's rebuild of dist/ never races a developer's own build or another test run.
@@ -116,7 +116,7 @@ describe("the npm package", () => {
     }
     const version = await run(bin, ["version"], { env, cwd: prefix });
     assert.equal(version.code, 0, version.stderr);
-    assert.match(version.stdout, new RegExp(`^wasmlet ${pkg.version} \\(node 24\\.`));
+    assert.match(version.stdout, new RegExp(`^wasmlet ${pkg.version} \\(node 26\\.`));
     // A subcommand loaded on demand from dist/ (with its dependencies from the install).
     const runHelp = await run(bin, ["run", "--help"], { env, cwd: prefix });
     assert.equal(runHelp.code, 0, runHelp.stderr);
@@ -170,14 +170,14 @@ console.log(JSON.stringify({ worker: workerEntry().href, log, exitCode: status.e
     assert.equal(report.exitCode, 143);
   });
 
-  it("on a Node older than 24 the bin says what it needs instead of failing inside", async () => {
+  it("on a Node older than 26 the bin says what it needs instead of failing inside", async () => {
     assert.ok(bin, "needs the install of the previous test");
     const node = join(ROOT, "node_modules/.bin/node");
     const pretend =
-      'data:text/javascript,Object.defineProperty(process.versions,"node",{value:"20.11.1"})';
+      'data:text/javascript,Object.defineProperty(process.versions,"node",{value:"24.21.0"})';
     const old = await run(node, ["--import", pretend, bin, "--help"], { env, cwd: prefix });
     assert.equal(old.code, 1);
-    assert.match(old.stderr, /^wasmlet needs Node\.js 24 or later; this is Node\.js 20\.11\.1/);
+    assert.match(old.stderr, /^wasmlet needs Node\.js 26 or later; this is Node\.js 24\.21\.0/);
     assert.equal(old.stdout, "");
   });
 });

@@ -6,7 +6,7 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 
 export const ROOT = new URL("../../../", import.meta.url).pathname;
-/** Node 24, the project's pinned runtime (the machine's `node` may be older). */
+/** Node 26, the project's pinned runtime (the machine's `node` may be older). */
 export const NODE = join(ROOT, "node_modules/.bin/node");
 export const MAIN = join(ROOT, "src/cli/main.ts");
 

@@ -1,5 +1,5 @@
 // The Dockerfile cannot be built here (no Docker engine), so these tests read it and check what
-// the image is made of: several stages on a Node 24 slim base, production dependencies only in
+// the image is made of: several stages on a Node 26 slim base, production dependencies only in
 // the final stage, a non-root user, the bin as entry point, the kubelet port, a health check on
 // wasmlet's /healthz, and COPY sources that exist and are not excluded by .dockerignore.
 import assert from "node:assert/strict";
@@ -65,10 +65,10 @@ describe("the reader itself", () => {
 });
 
 describe("Dockerfile", () => {
-  it("is multi-stage, every stage on a Node 24 slim image, stage names unique", () => {
+  it("is multi-stage, every stage on a Node 26 slim image, stage names unique", () => {
     assert.ok(all.length >= 2, `${all.length} stage(s)`);
     for (const stage of all) {
-      assert.match(stage.image, /^node:24(\.\d+){0,2}-([a-z]+-)?slim(@sha256:[0-9a-f]{64})?$/);
+      assert.match(stage.image, /^node:26(\.\d+){0,2}-([a-z]+-)?slim(@sha256:[0-9a-f]{64})?$/);
     }
     const names = all.map((s) => s.name).filter(Boolean);
     assert.equal(new Set(names).size, names.length);

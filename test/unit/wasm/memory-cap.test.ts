@@ -2,7 +2,7 @@
 // ran uncapped and grew to 1 GiB under a 64 MiB limit): memory64 memories are capped like wasm32
 // ones, several memories are refused unless their maximums together fit in the limit, and
 // memories wasmlet cannot cap (custom page sizes, unknown limits flags) are refused, never run
-// uncapped. Node 24's V8 runs memory64 and multi-memory modules, so the tests instantiate them.
+// uncapped. Node 26's V8 runs memory64 and multi-memory modules, so the tests instantiate them.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { memoryLimits, WASM_PAGE_BYTES, withMemoryMaximum } from "../../../src/wasm/binary.ts";
@@ -120,7 +120,7 @@ test("a module with several memories runs only if their maximums together fit in
   const refused = { code: "WASMLET_ERR_WASM_MEMORY_UNCAPPABLE" };
   // Capping only the first left the second free to grow.
   const second = wasm(memorySection({ min: 1, max: 2 }, { min: 1 }));
-  assert.ok(WebAssembly.validate(second), "Node 24 runs multi-memory modules");
+  assert.ok(WebAssembly.validate(second), "Node 26 runs multi-memory modules");
   assert.throws(() => withMemoryMaximum(second, 64 * MiB), {
     ...refused,
     message: /2 memories and not every one declares a maximum/,

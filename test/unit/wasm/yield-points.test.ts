@@ -227,8 +227,12 @@ test("calls, exports, start, element segments of every flavour, tables and ref.f
     assert.equal(((e.t1 as WebAssembly.Table).get(1) as () => number)(), 103);
     assert.equal(run(e, "viaTable2", 0), 103);
     const table = [1, 2, 2, 1, 1, undefined, 2, undefined, undefined, 100];
+    // Every function in table 0 has the called type, so a trap here means an empty slot. V8 says
+    // "null function or function signature mismatch" in Node 24, "function signature mismatch"
+    // in Node 26.
+    const emptySlot = /null|uninit|signature mismatch/;
     for (const [slot, expected] of table.entries()) {
-      if (expected === undefined) assert.throws(() => run(e, "viaTable", slot), /null|uninit/);
+      if (expected === undefined) assert.throws(() => run(e, "viaTable", slot), emptySlot);
       else assert.equal(run(e, "viaTable", slot), expected, `table slot ${slot}`);
     }
     run(e, "fillPassive");
