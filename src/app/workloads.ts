@@ -258,7 +258,7 @@ export class Workloads implements Component {
       usage: () => this.#usage(context),
       pods: () => this.#watch.list(),
       metrics: async () => {
-        this.#refreshGauges();
+        await this.#refreshGauges();
         return { contentType: this.metrics.contentType, body: await this.metrics.render() };
       },
     })) {
@@ -266,7 +266,7 @@ export class Workloads implements Component {
     }
   }
 
-  #refreshGauges(): void {
+  async #refreshGauges(): Promise<void> {
     const phases = new Map<string, number>();
     for (const pod of this.#watch.list()) {
       const phase = pod.status?.phase ?? "Pending";
@@ -277,6 +277,19 @@ export class Workloads implements Component {
     const stats = this.runtime.stats();
     this.metrics.workers.set({ state: "idle" }, stats.workers - stats.busyWorkers);
     this.metrics.workers.set({ state: "busy" }, stats.busyWorkers);
+    this.metrics.containerCpu.reset();
+    for (const { labels, container } of this.#runtimePort.running()) {
+      const usage = await container.cpuUsage().catch(() => undefined);
+      if (!usage) continue;
+      this.metrics.containerCpu.set(
+        {
+          namespace: labels.namespace ?? "",
+          pod: labels.pod ?? "",
+          container: labels.container ?? "",
+        },
+        (usage.user + usage.system) / 1e6,
+      );
+    }
   }
 
   /** The node (this process and its worker threads) and every running container, measured now. */

@@ -28,9 +28,7 @@ const commands: Record<string, Command> = {
     summary: "print wasmlet's version",
     load: async () => ({
       main: async () => {
-        console.log(
-          `wasmlet ${VERSION} (node ${process.versions.node}, WASI preview1)`,
-        );
+        console.log(`wasmlet ${VERSION} (node ${process.versions.node}, WASI preview1)`);
         return 0;
       },
     }),

@@ -33,6 +33,12 @@ export class WasmletMetrics {
     labelNames: ["state"] as const,
     registers: [this.registry],
   });
+  readonly containerCpu = new Gauge({
+    name: "wasmlet_container_cpu_usage_seconds",
+    help: "CPU time each running container has used (its guest's running time on the shared workers)",
+    labelNames: ["namespace", "pod", "container"] as const,
+    registers: [this.registry],
+  });
   readonly containerRestarts = new Counter({
     name: "wasmlet_container_restarts_total",
     help: "Container restarts performed by this node",

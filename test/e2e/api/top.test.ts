@@ -389,5 +389,10 @@ test("/stats/summary, /pods and /metrics describe the same node and pods", async
   assert.ok(sample(metrics.body, "wasmlet_image_pull_bytes_total") > 1000, "pull bytes counted");
   assert.ok(sample(metrics.body, 'wasmlet_workers{state="busy"}') >= 2, "busy workers");
   assert.match(metrics.body, /^# TYPE wasmlet_kube_api_errors_total counter$/m);
+  const busyCpu = new RegExp(
+    `^wasmlet_container_cpu_usage_seconds\\{namespace="${bed.namespace}",pod="busy",container="main"\\} ([\\d.e+-]+)$`,
+    "m",
+  ).exec(metrics.body);
+  assert.ok(busyCpu && Number(busyCpu[1]) > 1, `busy pod's CPU in /metrics: ${busyCpu?.[1]}`);
   assert.match(metrics.body, /^process_cpu_user_seconds_total [\d.e+-]+$/m);
 });

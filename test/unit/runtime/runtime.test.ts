@@ -143,6 +143,36 @@ test("guests share the workers: each new one goes to the worker with the fewest"
   await runtime.destroy();
 });
 
+test("a container with exclusive CPU gets a thread of its own, shared with its execs, retired after it", async () => {
+  const runtime = newRuntime({ workers: 1 });
+  await runtime.start();
+  const dedicatedThreads = () =>
+    readdirSync("/proc/self/task").filter((task) => {
+      try {
+        return readFileSync(`/proc/self/task/${task}/comm`, "utf8").startsWith("wasmlet-guest-d");
+      } catch {
+        return false;
+      }
+    }).length;
+  const module = await guest("ticker");
+  const shared = runtime.run(spec(dir.path, { module, args: ["t"], env: { TICK_MS: "60000" } }));
+  const own = runtime.run(
+    spec(dir.path, { module, args: ["t"], env: { TICK_MS: "60000" }, exclusiveCpu: true }),
+  );
+  await Promise.all([shared.started, own.started]);
+  assert.deepEqual(runtime.stats(), { running: 2, guests: 2, workers: 2, busyWorkers: 2 });
+  assert.equal(dedicatedThreads(), 1);
+  const exec = own.exec({ args: ["t"], onOutput: () => {} });
+  await exec.started;
+  // The exec joined its container's thread: still two threads, each busy.
+  assert.deepEqual(runtime.stats(), { running: 2, guests: 3, workers: 2, busyWorkers: 2 });
+  await own.stop(0);
+  await exec.exited;
+  await until(() => runtime.stats().workers === 1 && dedicatedThreads() === 0);
+  await shared.stop(0);
+  await runtime.destroy();
+});
+
 test("a guest killed while it holds open files leaks no host descriptor", async () => {
   const volume = join(dir.path, "fds");
   mkdirSync(volume);
