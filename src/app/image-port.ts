@@ -1,5 +1,5 @@
 // The pods' ImagePort over the images module: pull (coalesced, policy-aware), then compile with the
-// container's memory cap and the pod's compile mode (once per module digest, cap and mode).
+// container's memory cap (once per module digest and cap).
 import type { ImageService, PulledImage } from "../images/image-service.ts";
 import type { EnsuredImage, ImageEnsureOptions, ImagePort } from "../pods/ports.ts";
 
@@ -36,12 +36,12 @@ export class ImageServicePort implements ImagePort {
     if (pulled.pulled) this.#observer.onPulled?.(pulled.size);
     else this.#observer.onPresent?.();
     const module = await abortable(
-      this.#images.compile(pulled, {
-        ...(options.memoryLimitBytes === undefined
+      this.#images.compile(
+        pulled,
+        options.memoryLimitBytes === undefined
           ? {}
-          : { memoryLimitBytes: options.memoryLimitBytes }),
-        ...(options.compileMode === undefined ? {} : { mode: options.compileMode }),
-      }),
+          : { memoryLimitBytes: options.memoryLimitBytes },
+      ),
       options.signal,
     );
     return {

@@ -6,6 +6,7 @@ import { createLogger } from "../app/logger.ts";
 import { workloads } from "../app/workloads.ts";
 import { helpText, loadConfig } from "../config/load.ts";
 import { describeError, type WasmletError } from "../errors.ts";
+import { enableEagerCompile } from "../wasm/eager-compile.ts";
 
 /** Parts that run workloads, started after the node registers. */
 const components: ComponentFactory[] = [workloads()];
@@ -17,6 +18,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const { config } = loaded;
+  if (config.eagerCompile) enableEagerCompile();
   const logger: Logger = createLogger(config.logLevel);
   logger.info(
     { node: config.nodeName, nodeIP: config.nodeIP, configFile: loaded.configFile },

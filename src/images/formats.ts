@@ -9,7 +9,6 @@
 //   wasm, whatever platform the config names (early wasm images said linux/amd64).
 // - Indexes and Docker manifest lists: the `wasip1/wasm` entry, else `wasi/wasm`.
 import { wasmKind } from "../wasm/binary.ts";
-import { compileWasm } from "../wasm/compile-mode.ts";
 import { imageError } from "./errors.ts";
 import {
   type Descriptor,
@@ -167,7 +166,7 @@ export async function assertRunnableWasm(
     );
   }
   try {
-    await compileWasm(bytes);
+    await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
   } catch (error) {
     throw imageError(
       "WASMLET_ERR_IMAGE_INVALID_WASM",

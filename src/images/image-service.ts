@@ -2,7 +2,6 @@
 // compiled module. See index.ts for the API overview.
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import type { CompileMode } from "../wasm/compile-mode.ts";
 import { ContentStore, type GcPolicy, type GcResult, type ImageRecord } from "./content-store.ts";
 import {
   CredentialSet,
@@ -262,12 +261,12 @@ export class ImageService {
   }
 
   /**
-   * The compiled module for an image, compiled once per module digest, memory limit and compile
-   * mode (default `lazy`); its imports are checked against the runtime's.
+   * The compiled module for an image, compiled once per module digest and memory limit; its
+   * imports are checked against the runtime's.
    */
   compile(
     image: PulledImage,
-    options: { memoryLimitBytes?: number; mode?: CompileMode } = {},
+    options: { memoryLimitBytes?: number } = {},
   ): Promise<WebAssembly.Module> {
     return this.modules.get({
       digest: image.wasmDigest,
@@ -275,7 +274,6 @@ export class ImageService {
       ...(options.memoryLimitBytes === undefined
         ? {}
         : { memoryLimitBytes: options.memoryLimitBytes }),
-      ...(options.mode === undefined ? {} : { mode: options.mode }),
       load: () =>
         this.store.withPins([image.wasmDigest], () =>
           this.store.read(image.wasmDigest, this.limits.wasmBytes),

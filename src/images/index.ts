@@ -20,8 +20,6 @@
 //   image.imageID   // "docker.io/library/app@sha256:…" for containerStatuses[].imageID
 //   image.pulled    // false → event "Container image … already present on machine"
 //   const module = await images.compile(image, { memoryLimitBytes });  // WebAssembly.Module, cached
-//   // mode: "optimized" compiles all of it with TurboFan first (src/wasm/compile-mode.ts); one
-//   // module per digest, memory limit and mode.
 //   // argv: pod command/args, else image.entrypoint + image.cmd; env: image.env then the pod's;
 //   // cwd: pod workingDir ?? image.workingDir; image.wasmFunction: runwasi's `path#function`.
 //
@@ -37,7 +35,6 @@
 // module-cache.ts (compile once, import check), image-service.ts (ensure/compile/gc),
 // pull-policy.ts, push.ts (CNCF artifact for `wasmlet push`).
 
-export type { CompileMode } from "../wasm/compile-mode.ts";
 export type { GcPolicy, GcResult } from "./content-store.ts";
 export {
   CredentialSet,

@@ -1,9 +1,7 @@
-// Compile once: a `WebAssembly.Module` per module digest, memory cap (the cap is written into
-// the binary before compiling, so it is part of the key) and compile mode (see
-// src/wasm/compile-mode.ts), shared by every container of the image that asks for the same.
+// Compile once: a `WebAssembly.Module` per module digest and memory cap (the cap is written into
+// the binary before compiling, so it is part of the key), shared by every container of the image.
 // Before a module is handed out its imports are checked against what the runtime provides.
 import { WASM_PAGE_BYTES, withMemoryMaximum } from "../wasm/binary.ts";
-import { type CompileMode, compileWasm, DEFAULT_COMPILE_MODE } from "../wasm/compile-mode.ts";
 import { instrumentYieldPoints, YIELD_IMPORT } from "../wasm/yield-points.ts";
 import { imageError } from "./errors.ts";
 
@@ -59,8 +57,6 @@ export interface CompileRequest {
   digest: string;
   /** The container's memory limit: becomes the module's memory maximum before compiling. */
   memoryLimitBytes?: number;
-  /** `lazy` (V8's default tiering, the default) or `optimized` (all of it by TurboFan first). */
-  mode?: CompileMode;
   /** For messages: the image reference. */
   what: string;
   /** Loads the (verified) module bytes on a cache miss. */
@@ -94,7 +90,7 @@ export class ModuleCache {
       request.memoryLimitBytes === undefined
         ? "unlimited"
         : Math.floor(request.memoryLimitBytes / WASM_PAGE_BYTES);
-    const key = `${request.digest}|${pages}|${request.mode ?? DEFAULT_COMPILE_MODE}`;
+    const key = `${request.digest}|${pages}`;
     let entry = this.#entries.get(key);
     if (entry) {
       // Refresh its place in the LRU order.
@@ -131,7 +127,7 @@ export class ModuleCache {
     this.#compilations++;
     let module: WebAssembly.Module;
     try {
-      module = await compileWasm(bytes, request.mode ?? DEFAULT_COMPILE_MODE);
+      module = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
     } catch (error) {
       throw imageError(
         "WASMLET_ERR_IMAGE_INVALID_WASM",

@@ -23,12 +23,6 @@ export interface ImageEnsureOptions {
   executable?: string;
   /** The container's memory limit: the module's memory maximum is capped to it before compiling. */
   memoryLimitBytes?: number;
-  /**
-   * How the module is compiled, from the pod's `wasmlet.io/compile` annotation: `lazy` (the
-   * default: baseline code first, hot functions optimized later) or `optimized` (all of it by the
-   * optimizing compiler before the first instance).
-   */
-  compileMode?: "lazy" | "optimized";
   /** Aborted when the pod is deleted while pulling. */
   signal: AbortSignal;
   /** Called when a download from the registry actually begins (the "Pulling" event); not called when the image is present. */

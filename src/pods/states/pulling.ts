@@ -1,9 +1,7 @@
 // Pulling: every container's image is ensured (pulled per imagePullPolicy and compiled, memory-capped
 // to the container's limit). Failures show ErrImagePull, then ImagePullBackOff while the kubelet's
 // back-off (10 s doubling to 300 s) runs; ErrImageNeverPull and InvalidImageName wait for a change.
-// Deleting the pod aborts a pull in flight. The pod's `wasmlet.io/compile: optimized` annotation has
-// its modules compiled by the optimizing tier first; another value than `optimized` or `lazy` holds
-// its containers in CreateContainerConfigError (retried, as the annotation may be fixed).
+// Deleting the pod aborts a pull in flight.
 import type { V1Container } from "@kubernetes/client-node";
 import { bytesOf } from "../../volumes/quantity.ts";
 import { goDuration, messageOf } from "../format.ts";
@@ -70,9 +68,6 @@ export function pullPolicy(container: V1Container): PullPolicy {
   return tag === "latest" ? "Always" : "IfNotPresent";
 }
 
-/** The pod annotation choosing how its modules are compiled: `lazy` (default) or `optimized`. */
-export const COMPILE_ANNOTATION = "wasmlet.io/compile";
-
 async function ensureOne(
   ctx: StateContext,
   record: ContainerRecord,
@@ -83,22 +78,6 @@ async function ensureOne(
   const key = `${ctx.ref.uid}/${record.name}/${image}`;
   for (;;) {
     if (ctx.signal.aborted) return false;
-    // Read on every attempt: annotations can be changed on a live pod.
-    const compileMode = ctx.pod.metadata?.annotations?.[COMPILE_ANNOTATION];
-    if (compileMode !== undefined && compileMode !== "lazy" && compileMode !== "optimized") {
-      const text = `invalid value ${JSON.stringify(compileMode)} of annotation ${COMPILE_ANNOTATION}: expected "optimized" or "lazy"`;
-      const keepLast = record.state.kind === "terminated" ? record.state : record.lastState;
-      record.state = {
-        kind: "waiting",
-        reason: ContainerReason.CreateContainerConfigError,
-        message: text,
-      };
-      if (keepLast) record.lastState = keepLast;
-      ctx.event(EventType.Warning, EventReason.Failed, `Error: ${text}`, record);
-      ctx.publish();
-      if (!(await ctx.sleep(ctx.deps.timing.retryMs))) return false;
-      continue;
-    }
     const began = Date.now();
     try {
       const memory = bytesOf(spec.resources?.limits?.memory);
@@ -107,7 +86,6 @@ async function ensureOne(
         pullSecrets: secrets,
         ...(spec.command?.[0] ? { executable: spec.command[0] } : {}),
         ...(memory !== undefined ? { memoryLimitBytes: memory } : {}),
-        ...(compileMode !== undefined ? { compileMode } : {}),
         signal: ctx.signal,
         onPulling: () =>
           ctx.event(EventType.Normal, EventReason.Pulling, `Pulling image "${image}"`, record),

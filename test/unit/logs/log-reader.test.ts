@@ -237,8 +237,20 @@ test("tail then follow: the last N records, then what is written next", async ()
   const exited = new Promise<void>((resolve) => {
     exit = resolve;
   });
-  const output = collect(readContainerLog(path, { follow: true, tailLines: 2, exited }));
-  await sleep(20);
+  // The tail is read first; only once it has arrived is more written (not a fixed wait).
+  const chunks: Buffer[] = [];
+  let tailRead!: () => void;
+  const tail = new Promise<void>((resolve) => {
+    tailRead = resolve;
+  });
+  const output = (async () => {
+    for await (const chunk of readContainerLog(path, { follow: true, tailLines: 2, exited })) {
+      chunks.push(chunk);
+      if (Buffer.concat(chunks).toString() === "old 3\nold 4\n") tailRead();
+    }
+    return Buffer.concat(chunks).toString();
+  })();
+  await tail;
   writer.write("stdout", Buffer.from("new 0\nnew 1\n"));
   writer.close();
   exit();

@@ -159,9 +159,10 @@ test("a spinning guest shares its worker: 50 sleepers beside it wake on time", a
     await Promise.all([spinner.started, ...sleepers.map((s) => s.started)]);
     await new Promise((resolve) => setTimeout(resolve, 1500));
     await Promise.all([spinner.stop(0), ...sleepers.map((s) => s.stop(0))]);
-    // A tick every 20 ms for 1.5 s: about 75 lines each when nobody hogs the thread.
+    // A tick every 20 ms for 1.5 s: about 75 lines each when nobody hogs the thread, fewer on a
+    // loaded machine; a starved sleeper would have one or two (bench/runtime measures lateness).
     const counts = sleepers.map((s) => logText(s.spec.logPath).length);
-    assert.ok(Math.min(...counts) >= 50, `ticks per sleeper: ${counts.join(",")}`);
+    assert.ok(Math.min(...counts) >= 25, `ticks per sleeper: ${counts.join(",")}`);
     const spun = await spinner.cpuUsage();
     assert.ok(spun.user > 500_000, `the spinner ran too: ${spun.user} µs`);
   } finally {

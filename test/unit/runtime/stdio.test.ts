@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { Runtime } from "../../../src/runtime/index.ts";
+import { WASI_MODULE } from "../../../src/runtime/wasi-abi.ts";
 import { collector, guest, logText, spec, tempDir, until } from "./helpers.ts";
+import { ModuleBuilder, op } from "./wasm-builder.ts";
 
 const dir = tempDir();
 const runtime = new Runtime({ workers: 1 });
@@ -83,4 +85,30 @@ test("attach: listeners get live output from when they subscribe until they unsu
   assert.ok(first > 0);
   assert.deepEqual(logged.slice(first, first + ticks.length), ticks);
   await ticker.stop(0);
+});
+
+test("one fd_write takes at most 1 MiB: 64 iovecs over all of a 32 MiB memory reach the host as 1 MiB", async () => {
+  // _start: 64 iovecs at 0 (each: base 0, length 32 MiB), fd_write(1 or 2, 0, 64, 1024) and exit
+  // with nwritten >> 16 (16 for 1 MiB).
+  const b = new ModuleBuilder();
+  const write = b.importFunction(WASI_MODULE, "fd_write", ["i32", "i32", "i32", "i32"], ["i32"]);
+  const exit = b.importFunction(WASI_MODULE, "proc_exit", ["i32"], []);
+  b.memory(512);
+  const iovecs: number[] = [];
+  for (let i = 0; i < 64; i++) iovecs.push(0, 0, 0, 0, 0, 0, 0, 2);
+  b.data(0, iovecs);
+  const body = [
+    ...[...op.i32(1), ...op.i32(0), ...op.i32(64), ...op.i32(1024), ...op.call(write), ...op.drop],
+    ...[...op.i32(1024), ...op.i32Load(), ...op.i32(16), 0x76, ...op.call(exit)],
+  ];
+  b.exportFunction("_start", b.function("_start", [], [], body));
+  const rss = process.memoryUsage().rss;
+  const container = runtime.run(spec(dir.path, { module: b.bytes(), args: ["big"] }));
+  let largest = 0;
+  container.onOutput((_stream, chunk) => {
+    largest = Math.max(largest, chunk.length);
+  });
+  assert.equal((await container.exited).exitCode, 16, "1 MiB written");
+  assert.equal(largest, 1024 * 1024, "the attached listener got the 1 MiB, not 2 GiB");
+  assert.ok(process.memoryUsage().rss - rss < 256 * 1024 * 1024, "no 2 GiB copy");
 });
