@@ -5,9 +5,13 @@
 // - tunes the fuel so that a computing guest reaches the host about every CHECK_INTERVAL_MS;
 // - ends the guest's time slice after SLICE_MS of computing: it yields one turn of the event loop,
 //   so sleepers' timers and other guests run (round robin through the macrotask queue);
-// - counts the CPU time of each guest (its running stretches) and publishes it for `kubectl top`;
-// - enforces a CPU limit as a quota per PERIOD_MS period, as the kernel's CFS bandwidth control
-//   does for containers: a guest that used its quota is not resumed before the next period.
+// - counts the CPU time of each guest — the thread's CPU time (getrusage) while the guest holds
+//   it, so a machine too busy to run the thread costs the guest nothing — and publishes it for
+//   `kubectl top`;
+// - enforces a CPU limit as a quota per PERIOD_MS, as the kernel's CFS bandwidth control does for
+//   containers: a guest draws on a bucket refilled at its limit's rate (at most one period's quota
+//   banked); when it is spent, the guest is held until half a period's quota is back. An overrun
+//   (a long stretch between yield points) is owed, so the long-run average is the limit.
 // A stop request is honoured at every yield point, so stopping a computing guest is immediate.
 import type { GuestControl } from "./control.ts";
 
@@ -17,47 +21,57 @@ export const PERIOD_MS = 100;
 const INITIAL_FUEL = 10_000;
 const MAX_FUEL = 2 ** 30;
 
+/** CPU time of the calling thread, in ms. */
+function threadCpuMs(): number {
+  const usage = process.threadCpuUsage();
+  return (usage.user + usage.system) / 1000;
+}
+
 export class GuestClock {
   readonly #control: GuestControl;
   /** CPU time allowed per period, in ms; undefined: no limit. */
   readonly #quotaMs: number | undefined;
-  #runningSince: number | undefined;
+  /** The thread's CPU time when the guest's time was last counted; undefined while it waits. */
+  #cpuAtRun: number | undefined;
   #sliceStart = 0;
   #lastCheck = 0;
   #fuel = INITIAL_FUEL;
   #cpuMs = 0;
-  #periodStart = 0;
-  #periodUsedMs = 0;
+  /** CPU ms the guest may still use before it is held (negative: owed). */
+  #bucketMs: number;
+  #refilledAt: number;
 
   constructor(control: GuestControl, cpuLimitMillis: number | undefined) {
     this.#control = control;
     this.#quotaMs = cpuLimitMillis === undefined ? undefined : (PERIOD_MS * cpuLimitMillis) / 1000;
+    this.#bucketMs = this.#quotaMs ?? 0;
+    this.#refilledAt = performance.now();
   }
 
   /** CPU time used so far, in ms. */
   get cpuMs(): number {
-    if (this.#runningSince !== undefined) this.#account(performance.now());
+    if (this.#cpuAtRun !== undefined) this.#account();
     return this.#cpuMs;
   }
 
   /** The guest has the thread from now on. */
   run(): void {
     const now = performance.now();
-    this.#runningSince = now;
+    this.#cpuAtRun = threadCpuMs();
     this.#sliceStart = now;
     this.#lastCheck = now;
   }
 
   /** The guest gives the thread up (it waits, or it ended). */
   pause(): void {
-    if (this.#runningSince === undefined) return;
-    this.#account(performance.now());
-    this.#runningSince = undefined;
+    if (this.#cpuAtRun === undefined) return;
+    this.#account();
+    this.#cpuAtRun = undefined;
   }
 
   /**
-   * Before a guest that waited runs again: holds it until the next period while it is over its
-   * CPU quota, then gives it the thread. A stop request ends the hold at once (it rejects).
+   * Before a guest that waited runs again: holds it while it is over its CPU quota, then gives it
+   * the thread. A stop request ends the hold at once (it rejects).
    */
   async resume(): Promise<void> {
     const hold = this.#quotaHold(performance.now());
@@ -77,7 +91,7 @@ export class GuestClock {
     this.#control.checkStop();
     const now = performance.now();
     this.#tuneFuel(now);
-    this.#account(now);
+    this.#account();
     const hold = this.#quotaHold(now);
     if (hold > 0) return this.#yield(() => this.#holdFor(hold));
     if (now - this.#sliceStart >= SLICE_MS) return this.#yield(nextTurn);
@@ -106,26 +120,26 @@ export class GuestClock {
     this.#fuel = Math.min(MAX_FUEL, Math.max(1, Math.round(this.#fuel * factor)));
   }
 
-  #account(now: number): void {
-    const ran = now - (this.#runningSince ?? now);
-    this.#runningSince = now;
+  /** Adds the CPU time since the last count to the guest's, and takes it from its bucket. */
+  #account(): void {
+    const cpu = threadCpuMs();
+    const ran = Math.max(0, cpu - (this.#cpuAtRun ?? cpu));
+    this.#cpuAtRun = cpu;
     this.#cpuMs += ran;
-    if (this.#quotaMs !== undefined) {
-      if (now - this.#periodStart >= PERIOD_MS) {
-        this.#periodStart = now - (now % PERIOD_MS);
-        this.#periodUsedMs = 0;
-      }
-      this.#periodUsedMs += ran;
-    }
+    this.#bucketMs -= ran;
     this.#control.publishCpu(BigInt(Math.round(this.#cpuMs * 1e6)));
   }
 
   /** How long the guest must wait before it may run again (0: it may run now). */
   #quotaHold(now: number): number {
-    if (this.#quotaMs === undefined || this.#periodUsedMs < this.#quotaMs) return 0;
-    const periodEnd = this.#periodStart + PERIOD_MS;
-    if (now >= periodEnd) return 0;
-    return periodEnd - now;
+    const quota = this.#quotaMs;
+    if (quota === undefined) return 0;
+    const ratePerMs = quota / PERIOD_MS;
+    this.#bucketMs = Math.min(quota, this.#bucketMs + (now - this.#refilledAt) * ratePerMs);
+    this.#refilledAt = now;
+    if (this.#bucketMs > 0) return 0;
+    // Held until half a period's quota is back: a few holds a second, not one per yield point.
+    return (quota / 2 - this.#bucketMs) / ratePerMs;
   }
 }
 

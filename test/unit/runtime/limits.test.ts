@@ -139,8 +139,13 @@ test("a CPU limit is a quota per 100 ms period: a busy loop at 200m uses a fifth
   const millicores = (before: typeof a0, after: typeof a1) =>
     (after.user + after.system - before.user - before.system) / 1000 / seconds;
   const limitedRate = millicores(a0, a1);
-  assert.ok(limitedRate >= 170 && limitedRate <= 230, `limited: ${limitedRate.toFixed(0)}m`);
-  assert.ok(millicores(b0, b1) > 300, `unlimited: ${millicores(b0, b1).toFixed(0)}m`);
+  const freeRate = millicores(b0, b1);
+  const read = `limited ${limitedRate.toFixed(0)}m, unlimited ${freeRate.toFixed(0)}m`;
+  // The limit is a ceiling (one period's slack over 2 s); below it, the guest gets its fifth of a
+  // core when the machine has one to give (a loaded 2-core CI machine may not, every period).
+  assert.ok(limitedRate <= 230, read);
+  assert.ok(limitedRate >= 120, read);
+  assert.ok(freeRate > 1.25 * limitedRate, read);
   await Promise.all([limited.stop(0), free.stop(0)]);
 });
 
