@@ -14,6 +14,17 @@ after(async () => {
   dir.remove();
 });
 
+/** Threads of this process whose name starts with `prefix` (the workers name theirs). */
+function threadsNamed(prefix: string): number {
+  return readdirSync("/proc/self/task").filter((task) => {
+    try {
+      return readFileSync(`/proc/self/task/${task}/comm`, "utf8").startsWith(prefix);
+    } catch {
+      return false;
+    }
+  }).length;
+}
+
 /** A runtime destroyed after the tests even when one fails. */
 function newRuntime(options: ConstructorParameters<typeof Runtime>[0]): Runtime {
   const runtime = new Runtime(options);
@@ -125,15 +136,7 @@ test("guests share the workers: each new one goes to the worker with the fewest"
   );
   await Promise.all(sleepers.map((c) => c.started));
   assert.deepEqual(runtime.stats(), { running: 6, guests: 6, workers: 2, busyWorkers: 2 });
-  const threads = () =>
-    readdirSync("/proc/self/task").filter((task) => {
-      try {
-        return readFileSync(`/proc/self/task/${task}/comm`, "utf8").startsWith("wasmlet-guests");
-      } catch {
-        return false;
-      }
-    }).length;
-  assert.equal(threads(), 2, "six guests, two threads");
+  assert.equal(threadsNamed("wasmlet-guests"), 2, "six guests, two threads");
   const exec = sleepers[0]!.exec({ args: ["t"], onOutput: () => {} });
   await exec.started;
   assert.equal(runtime.stats().guests, 7);
@@ -146,14 +149,7 @@ test("guests share the workers: each new one goes to the worker with the fewest"
 test("a container with exclusive CPU gets a thread of its own, shared with its execs, retired after it", async () => {
   const runtime = newRuntime({ workers: 1 });
   await runtime.start();
-  const dedicatedThreads = () =>
-    readdirSync("/proc/self/task").filter((task) => {
-      try {
-        return readFileSync(`/proc/self/task/${task}/comm`, "utf8").startsWith("wasmlet-guest-d");
-      } catch {
-        return false;
-      }
-    }).length;
+  const dedicatedThreads = () => threadsNamed("wasmlet-guest-d");
   const module = await guest("ticker");
   const shared = runtime.run(spec(dir.path, { module, args: ["t"], env: { TICK_MS: "60000" } }));
   const own = runtime.run(
