@@ -162,15 +162,22 @@ export class GuestControl {
     return Atomics.load(this.#slots, Control.DOORBELL);
   }
 
+  /** Throws StopRequested only when the host killed the guest (a stop request is not enough). */
+  checkKill(): void {
+    if (Atomics.load(this.#slots, Control.STOP) === StopLevel.KILL) throw new StopRequested(9);
+  }
+
   /**
-   * Resolves when the host rings (any change) or `timeoutMs` passes; rejects with StopRequested.
-   * Pass the doorbell value read before checking the condition waited for, so no wake-up is lost.
+   * Resolves when the host rings (any change) or `timeoutMs` passes; rejects with StopRequested
+   * (only when killed, with `untilKilled`). Pass the doorbell value read before checking the
+   * condition waited for, so no wake-up is lost.
    */
-  async wait(bell: number, timeoutMs: number): Promise<void> {
-    this.checkStop();
+  async wait(bell: number, timeoutMs: number, untilKilled = false): Promise<void> {
+    const check = untilKilled ? () => this.checkKill() : () => this.checkStop();
+    check();
     const waiting = Atomics.waitAsync(this.#slots, Control.DOORBELL, bell, timeoutMs);
     if (waiting.async) await waiting.value;
-    this.checkStop();
+    check();
   }
 
   publishMemory(bytes: number): void {

@@ -12,7 +12,10 @@
 //   containers: a guest draws on a bucket refilled at its limit's rate (at most one period's quota
 //   banked); when it is spent, the guest is held until half a period's quota is back. An overrun
 //   (a long stretch between yield points) is owed, so the long-run average is the limit.
-// A stop request is honoured at every yield point, so stopping a computing guest is immediate.
+// A kill is honoured at every yield point, so killing a computing guest is immediate. A stop
+// request (SIGTERM) is honoured at the guest's next WASI call, as before yield points existed: a
+// guest that computes without calling the host runs on until its grace period ends and it is
+// killed, as a process that ignores SIGTERM does.
 import type { GuestControl } from "./control.ts";
 
 export const SLICE_MS = 2;
@@ -71,7 +74,7 @@ export class GuestClock {
 
   /**
    * Before a guest that waited runs again: holds it while it is over its CPU quota, then gives it
-   * the thread. A stop request ends the hold at once (it rejects).
+   * the thread. A kill ends the hold at once (it rejects).
    */
   async resume(): Promise<void> {
     const hold = this.#quotaHold(performance.now());
@@ -88,7 +91,7 @@ export class GuestClock {
 
   /** The `wasmlet.yield` import: the next fuel, or a promise of it once others have had a turn. */
   readonly yieldPoint = (): number | Promise<number> => {
-    this.#control.checkStop();
+    this.#control.checkKill();
     const now = performance.now();
     this.#tuneFuel(now);
     this.#account();
@@ -101,15 +104,16 @@ export class GuestClock {
   async #yield(wait: () => Promise<void>): Promise<number> {
     this.pause();
     await wait();
-    this.#control.checkStop();
+    this.#control.checkKill();
     this.run();
     return this.#fuel;
   }
 
+  /** Holds the guest for `ms`; a kill ends the hold at once (it rejects). */
   async #holdFor(ms: number): Promise<void> {
     const deadline = performance.now() + ms;
     for (let left = ms; left > 0; left = deadline - performance.now()) {
-      await this.#control.wait(this.#control.doorbell(), left);
+      await this.#control.wait(this.#control.doorbell(), left, true);
     }
   }
 

@@ -39,25 +39,27 @@ test("a sleeping guest stops at once on request: exit 143, its neighbours run on
   assert.equal((await next.exited).reason, "Completed");
 });
 
-test("a CPU-bound guest stops at its next yield point: exit 143 within milliseconds", async () => {
+test("a CPU-bound guest that ignores the request is killed after the grace period: exit 137", async () => {
   const loop = runtime.run(spec(dir.path, { module: await guest("cpuloop"), args: ["cpuloop"] }));
   await computing(loop);
   const t0 = performance.now();
-  const status = await loop.stop(60_000);
+  const status = await loop.stop(150);
   const took = performance.now() - t0;
-  assert.ok(took < 50, `stopped after ${took} ms`);
-  assert.deepEqual(
-    [status.exitCode, status.reason, status.signal, status.message],
-    [143, "Error", 15, "stopped on request"],
-  );
+  assert.ok(took >= 140 && took < 3000, `killed after ${took} ms: ${JSON.stringify(status)}`);
+  assert.equal(status.exitCode, 137);
+  assert.equal(status.reason, "Error");
+  assert.equal(status.signal, 9);
+  assert.match(status.message ?? "", /still running 150 ms after the stop request/);
 });
 
 test("stop(0) kills now; a second stop() shortens a long grace period; stop after exit is a no-op", async () => {
   const loop = runtime.run(spec(dir.path, { module: await guest("cpuloop"), args: ["cpuloop"] }));
   await computing(loop);
   const t0 = performance.now();
+  void loop.stop(60_000);
   const status = await loop.stop(0);
-  assert.ok(performance.now() - t0 < 50, "at once");
+  // A kill reaches a computing guest at its next yield point.
+  assert.ok(performance.now() - t0 < 50, "at once, well before the 60 s grace period");
   assert.equal(status.exitCode, 137);
   assert.equal(await loop.stop(10), status);
 });
