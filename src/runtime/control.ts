@@ -148,10 +148,6 @@ export class GuestControl {
     Atomics.store(this.#cpu, CPU_NANOS_INDEX, nanos);
   }
 
-  get stopLevel(): number {
-    return Atomics.load(this.#slots, Control.STOP);
-  }
-
   /** Throws StopRequested when the host asked the guest to end. */
   checkStop(): void {
     const level = Atomics.load(this.#slots, Control.STOP);
@@ -160,6 +156,27 @@ export class GuestControl {
 
   doorbell(): number {
     return Atomics.load(this.#slots, Control.DOORBELL);
+  }
+
+  /**
+   * Asks `attempt` now and, while it has no answer (undefined), again after each ring of the
+   * doorbell: the answer at once when there is one, so a guest that need not wait is never
+   * suspended, else a promise of it. `wait(bell)` suspends the guest until a ring after `bell`.
+   */
+  answerOrWait<T>(
+    attempt: () => T | undefined,
+    wait: (bell: number) => Promise<void>,
+  ): T | Promise<T> {
+    const now = attempt();
+    if (now !== undefined) return now;
+    return (async () => {
+      for (;;) {
+        const bell = this.doorbell();
+        const answer = attempt();
+        if (answer !== undefined) return answer;
+        await wait(bell);
+      }
+    })();
   }
 
   /** Throws StopRequested only when the host killed the guest (a stop request is not enough). */

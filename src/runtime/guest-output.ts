@@ -143,14 +143,10 @@ class StreamOutput implements GuestOutput {
   write(stream: OutputStream, iovecs: Uint8Array[]): number | Promise<number> {
     const { buffers, total } = bounded(iovecs);
     if (total === 0) return 0;
-    if (this.#fits(total)) return this.#send(stream, buffers, total);
-    return (async () => {
-      for (;;) {
-        const bell = this.#control.doorbell();
-        if (this.#fits(total)) return this.#send(stream, buffers, total);
-        await this.#wait(bell, 1000);
-      }
-    })();
+    return this.#control.answerOrWait(
+      () => (this.#fits(total) ? this.#send(stream, buffers, total) : undefined),
+      (bell) => this.#wait(bell, 1000),
+    );
   }
 
   #fits(total: number): boolean {

@@ -316,7 +316,7 @@ export class InstanceHandle implements Instance {
     this.#control.closeStdin();
   }
 
-  /** The guest's own CPU time (its running stretches on the shared thread). */
+  /** The guest's own CPU time: its thread's CPU time while the guest held it. */
   async cpuUsage(): Promise<CpuUsage> {
     return this.#finalCpu ?? this.#cpuNow();
   }

@@ -87,9 +87,9 @@ export interface Instance {
   readonly exited: Promise<ExitStatus>;
   readonly running: boolean;
   /**
-   * Asks the guest to stop: it ends at its next WASI call or yield point (sleeps and blocking
-   * reads are cut short) with exit code 143, like SIGTERM without a handler. Still running after
-   * `gracePeriodMs`, it is killed: exit code 137. Calling again can shorten the grace.
+   * Asks the guest to stop: it ends at its next WASI call (sleeps and blocking reads are cut
+   * short) with exit code 143. Still running after `gracePeriodMs` (a guest that only computes),
+   * it is killed at its next yield point: exit code 137. Calling again can shorten the grace.
    */
   stop(gracePeriodMs: number): Promise<ExitStatus>;
   /** Feeds stdin (waits while the 64 KiB channel is full). Rejects when stdin is not open. */

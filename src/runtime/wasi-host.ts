@@ -133,13 +133,13 @@ export class WasiHost {
     this.#fs?.closeAll();
   }
 
+  /** WasiFs's method of that name, found once, called on the fs that bind() creates. */
   #fsFunction(name: string): (...args: never[]) => Result {
-    if (!FS_FUNCTION.test(name)) throw new Error(`wasmlet has no implementation of ${name}`);
-    return (...args: never[]) => {
-      const method = (this.#fs as unknown as Record<string, (...a: never[]) => Result>)[name];
-      if (typeof method !== "function") throw new Error(`wasmlet has no implementation of ${name}`);
-      return method.apply(this.#fs, args);
-    };
+    const method = FS_FUNCTION.test(name)
+      ? (WasiFs.prototype as unknown as Record<string, (...a: never[]) => Result>)[name]
+      : undefined;
+    if (typeof method !== "function") throw new Error(`wasmlet has no implementation of ${name}`);
+    return (...args: never[]) => method.apply(this.#fs, args);
   }
 
   #guard(impl: (...args: never[]) => Result | undefined): ImportFunction {
@@ -213,22 +213,15 @@ export class WasiHost {
 
   #readStdin(buffers: Uint8Array[], nonblocking: boolean): number | Promise<number> {
     const control = this.#control;
-    const attempt = (): number | undefined => {
-      const n = control.readStdin(buffers);
-      if (n > 0) return n;
-      if (control.stdinState().closed || buffers.every((b) => b.length === 0)) return 0;
-      return nonblocking ? -Errno.EAGAIN : undefined;
-    };
-    const now = attempt();
-    if (now !== undefined) return now;
-    return (async () => {
-      for (;;) {
-        const bell = control.doorbell();
-        const n = attempt();
-        if (n !== undefined) return n;
-        await this.#wait(bell, Number.POSITIVE_INFINITY);
-      }
-    })();
+    return control.answerOrWait(
+      () => {
+        const n = control.readStdin(buffers);
+        if (n > 0) return n;
+        if (control.stdinState().closed || buffers.every((b) => b.length === 0)) return 0;
+        return nonblocking ? -Errno.EAGAIN : undefined;
+      },
+      (bell) => this.#wait(bell, Number.POSITIVE_INFINITY),
+    );
   }
 
   #ownFunctions(): Record<string, (...args: never[]) => Result | undefined> {
@@ -352,24 +345,23 @@ export class WasiHost {
       }
       subs.push(sub);
     }
-    const bell = this.#control.doorbell();
-    const ready = this.#pollReady(subs, output, neventsOut);
-    if (typeof ready === "number") return ready;
-    return (async () => {
-      let next = ready;
-      let waitFrom = bell;
-      for (;;) {
+    /** The earliest clock deadline to wait for (undefined: none). */
+    let next: bigint | undefined;
+    return this.#control.answerOrWait(
+      () => {
+        const ready = this.#pollReady(subs, output, neventsOut);
+        if (typeof ready === "number") return ready;
+        next = ready;
+        return undefined;
+      },
+      (bell) => {
         const timeout =
           next === undefined
             ? Number.POSITIVE_INFINITY
             : Number(next - process.hrtime.bigint()) / 1e6;
-        await this.#wait(waitFrom, Math.max(0, timeout));
-        waitFrom = this.#control.doorbell();
-        const result = this.#pollReady(subs, output, neventsOut);
-        if (typeof result === "number") return result;
-        next = result;
-      }
-    })();
+        return this.#wait(bell, Math.max(0, timeout));
+      },
+    );
   }
 
   /**

@@ -8,7 +8,7 @@ import { Worker } from "node:worker_threads";
 import type { DescriptorBudget } from "./descriptor-budget.ts";
 import { runtimeError } from "./errors.ts";
 import type { HostToWorker, WorkerToHost } from "./protocol.ts";
-import type { CpuUsage, RuntimeLogger } from "./types.ts";
+import type { RuntimeLogger } from "./types.ts";
 import { workerEntry } from "./worker-entry.ts";
 
 export interface WorkerPoolOptions {
@@ -126,11 +126,6 @@ export class GuestWorker {
 
   post(message: HostToWorker): void {
     this.#worker.postMessage(message);
-  }
-
-  /** CPU time of the whole thread. */
-  async cpuUsage(): Promise<CpuUsage> {
-    return (await this.#worker.cpuUsage()) as CpuUsage;
   }
 
   /** Asks the thread to leave once its guests are gone; terminates it after a second. */
