@@ -25,6 +25,7 @@ export class ContainerHandle extends InstanceHandle implements Container {
       stdin: spec.stdin === true,
       output: { kind: "log", logPath: spec.logPath, rotation: spec.logRotation, maxLineBytes },
       deadlineMs: spec.deadlineMs,
+      network: spec.network,
     };
     super(params, {
       ...context,
@@ -60,6 +61,7 @@ export class ContainerHandle extends InstanceHandle implements Container {
         stdin: options.stdin === true,
         output: { kind: "stream" },
         deadlineMs: options.deadlineMs,
+        network: undefined,
         sink: options.onOutput,
         near: this.worker,
       },

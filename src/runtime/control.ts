@@ -158,6 +158,12 @@ export class GuestControl {
     return Atomics.load(this.#slots, Control.DOORBELL);
   }
 
+  /** Wakes the guest's wait: something it may be waiting for (a socket event) happened. */
+  ring(): void {
+    Atomics.add(this.#slots, Control.DOORBELL, 1);
+    Atomics.notify(this.#slots, Control.DOORBELL);
+  }
+
   /**
    * Asks `attempt` now and, while it has no answer (undefined), again after each ring of the
    * doorbell: the answer at once when there is one, so a guest that need not wait is never

@@ -29,6 +29,10 @@ export const runtimeError = defineErrors({
     description:
       "Instantiating the module failed (imports of the wrong type, start function trap).",
   },
+  WASMLET_ERR_LISTEN: {
+    description:
+      "A container port could not be bound (the address is in use or not local); the container does not start.",
+  },
   WASMLET_ERR_MOUNT: {
     description: "A mount's host directory does not exist or is not a directory.",
   },

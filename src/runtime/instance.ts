@@ -8,6 +8,7 @@ import { type ExitFacts, exitStatus, type KillCause } from "./exit-status.ts";
 import { checkModule, compileModule } from "./module-check.ts";
 import { type OutputMode, StopLevel, toWireError, type WorkerToHost } from "./protocol.ts";
 import type {
+  ContainerNetwork,
   CpuUsage,
   ExitStatus,
   Instance,
@@ -43,6 +44,8 @@ export interface InstanceParams {
   stdin: boolean;
   output: OutputMode;
   deadlineMs: number | undefined;
+  /** Listeners and connection limit (a container; its execs have no listeners). */
+  network: ContainerNetwork | undefined;
   /** Exec output, delivered in order; a returned promise holds the guest back (backpressure). */
   sink?: (stream: OutputStream, chunk: Uint8Array) => void | Promise<void>;
 }
@@ -160,6 +163,7 @@ export class InstanceHandle implements Instance {
       control: this.#control.control,
       stdinRing: this.#control.stdinRing,
       output: params.output,
+      network: params.network,
     });
     if (this.#killed) this.#watchForStuck();
   }

@@ -6,7 +6,7 @@
 // instead: the control block below (stop requests, stdin, output backpressure, published memory
 // size and CPU time). Messages carry what starts and ends an instance, and its output.
 import type { LogRotation } from "../logs/log-writer.ts";
-import type { Mount, OutputStream } from "./types.ts";
+import type { ContainerNetwork, Mount, OutputStream } from "./types.ts";
 
 export interface WireError {
   code: string;
@@ -39,6 +39,7 @@ export interface RunMessage {
   /** Stdin ring buffer bytes (STDIN_RING_BYTES). */
   stdinRing: SharedArrayBuffer;
   output: OutputMode;
+  network: ContainerNetwork | undefined;
 }
 
 export type HostToWorker = RunMessage | { type: "shutdown" };

@@ -1,7 +1,8 @@
 // Validation of what callers hand the runtime, with messages that name the field.
+import { isIP } from "node:net";
 import { posix } from "node:path";
 import { runtimeError } from "./errors.ts";
-import type { ContainerSpec, ExecOptions, Mount } from "./types.ts";
+import type { ContainerNetwork, ContainerSpec, ExecOptions, Mount } from "./types.ts";
 
 function invalid(message: string): never {
   throw runtimeError("WASMLET_ERR_INVALID_SPEC", message);
@@ -65,6 +66,30 @@ function checkPositive(value: unknown, field: string, minimum = 1): number | und
   return value;
 }
 
+function checkNetwork(network: unknown): ContainerNetwork | undefined {
+  if (network === undefined) return undefined;
+  const n = network as ContainerNetwork;
+  if (typeof n !== "object" || n === null || !Array.isArray(n.listen))
+    invalid("network.listen must be an array");
+  const ports = new Set<number>();
+  const listen = n.listen.map((l, i) => {
+    const field = `network.listen[${i}]`;
+    const name = checkString(l?.name, `${field}.name`);
+    if (name.includes(":")) invalid(`${field}.name must not contain ":"`);
+    const host = checkString(l.host, `${field}.host`);
+    if (isIP(host) === 0)
+      invalid(`${field}.host must be an IP address, got ${JSON.stringify(host)}`);
+    if (!Number.isInteger(l.port) || l.port < 1 || l.port > 65535)
+      invalid(`${field}.port must be an integer from 1 to 65535, got ${String(l.port)}`);
+    if (ports.has(l.port)) invalid(`${field}.port ${l.port} is listed twice`);
+    ports.add(l.port);
+    return { name, host, port: l.port };
+  });
+  if (!Number.isInteger(n.maxConnections) || n.maxConnections < 1)
+    invalid(`network.maxConnections must be a positive integer, got ${String(n.maxConnections)}`);
+  return { listen, maxConnections: n.maxConnections };
+}
+
 /** Validated copy of a spec; $PWD is set from workingDir unless env sets it. */
 export function checkContainerSpec(spec: ContainerSpec): ContainerSpec {
   if (typeof spec !== "object" || spec === null) invalid("the container spec must be an object");
@@ -90,8 +115,10 @@ export function checkContainerSpec(spec: ContainerSpec): ContainerSpec {
   checkPositive(spec.memoryLimitBytes, "memoryLimitBytes", 65536);
   checkPositive(spec.cpuLimitMillis, "cpuLimitMillis", 1);
   checkPositive(spec.deadlineMs, "deadlineMs", 1);
+  const network = checkNetwork(spec.network);
   return {
     ...spec,
+    network,
     id,
     args,
     env,

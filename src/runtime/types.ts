@@ -47,6 +47,27 @@ export interface ContainerSpec {
   exclusiveCpu?: boolean;
   /** Hard stop this long after start: reason DeadlineExceeded, exit code 137. */
   deadlineMs?: number;
+  /** The container's sockets: listeners for its ports, and how many connections it may hold. */
+  network?: ContainerNetwork;
+}
+
+export interface ListenPort {
+  /** The port's name (LISTEN_FDNAMES); the number when it has none. */
+  name: string;
+  /** Address to bind: the pod's IP. */
+  host: string;
+  port: number;
+}
+
+export interface ContainerNetwork {
+  /**
+   * One listening TCP socket per port, opened before the guest starts and given to it as
+   * pre-opened descriptors right after the directories; `LISTEN_FDS`, `LISTEN_FDS_START` and
+   * `LISTEN_FDNAMES` tell it where. A port that cannot be bound ends the start (StartError).
+   */
+  listen: ListenPort[];
+  /** Connections open at once, accepted ones included; past it new ones are reset. */
+  maxConnections: number;
 }
 
 /**

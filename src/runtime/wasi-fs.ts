@@ -38,6 +38,7 @@ import {
 } from "node:fs";
 import { DescriptorBudget } from "./descriptor-budget.ts";
 import { encodeUtf8, type GuestMemory } from "./guest-memory.ts";
+import { GuestConnection, type GuestListener } from "./guest-sockets.ts";
 import {
   isInside,
   O_PATH,
@@ -72,6 +73,8 @@ import {
 export interface Stdio {
   readStdin(buffers: Uint8Array[], nonblocking: boolean): number | Promise<number>;
   writeOutput(stream: OutputStream, buffers: Uint8Array[]): number | Promise<number>;
+  /** Asks `attempt` until it answers, suspending the guest between its doorbell's rings. */
+  waitFor(attempt: () => number | undefined): number | Promise<number>;
 }
 
 export interface PreopenMount {
@@ -108,7 +111,11 @@ interface FileEntry extends EntryBase {
   readable: boolean;
   writable: boolean;
 }
-export type Entry = StdioEntry | DirEntry | FileEntry;
+export interface SocketEntry extends EntryBase {
+  kind: "socket";
+  socket: GuestListener | GuestConnection;
+}
+export type Entry = StdioEntry | DirEntry | FileEntry | SocketEntry;
 
 interface DirListingEntry {
   name: Uint8Array;
@@ -120,6 +127,18 @@ const STDIN_RIGHTS =
   Rights.FD_READ | Rights.POLL_FD_READWRITE | Rights.FD_FDSTAT_SET_FLAGS | Rights.FD_FILESTAT_GET;
 const OUTPUT_RIGHTS =
   Rights.FD_WRITE | Rights.POLL_FD_READWRITE | Rights.FD_FDSTAT_SET_FLAGS | Rights.FD_FILESTAT_GET;
+const LISTENER_RIGHTS =
+  Rights.SOCK_ACCEPT |
+  Rights.POLL_FD_READWRITE |
+  Rights.FD_FDSTAT_SET_FLAGS |
+  Rights.FD_FILESTAT_GET;
+export const CONNECTION_RIGHTS =
+  Rights.FD_READ |
+  Rights.FD_WRITE |
+  Rights.POLL_FD_READWRITE |
+  Rights.SOCK_SHUTDOWN |
+  Rights.FD_FDSTAT_SET_FLAGS |
+  Rights.FD_FILESTAT_GET;
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 export function filetypeOf(stat: {
@@ -155,6 +174,7 @@ export class WasiFs {
     stdio: Stdio,
     mounts: PreopenMount[],
     budget = new DescriptorBudget(2 ** 31 - 1),
+    listeners: GuestListener[] = [],
     maxFds = 1024,
   ) {
     this.#memory = memory;
@@ -197,22 +217,56 @@ export class WasiFs {
         fdflags: 0,
       });
     }
+    // Listeners come after the directories: libc's pre-open scan stops at the first descriptor
+    // that is no pre-open (EBADF), so directories after a socket would never be found.
+    for (const listener of listeners) {
+      this.#fds.set(fd++, {
+        kind: "socket",
+        socket: listener,
+        rightsBase: LISTENER_RIGHTS,
+        rightsInheriting: CONNECTION_RIGHTS,
+        fdflags: 0,
+      });
+    }
   }
 
   entry(fd: number): Entry | undefined {
     return this.#fds.get(fd >>> 0);
   }
 
+  /** Gives the guest a descriptor for a socket (-EMFILE when its table is full). */
+  insertSocket(socket: GuestConnection, fdflags: number): number {
+    const fd = this.#insert({
+      kind: "socket",
+      socket,
+      rightsBase: CONNECTION_RIGHTS,
+      rightsInheriting: 0n,
+      fdflags,
+    });
+    if (fd < 0) socket.close();
+    return fd;
+  }
+
+  /** Answers now when the descriptor is non-blocking (EAGAIN for "not yet"), else waits. */
+  transfer(entry: Entry, attempt: () => number | undefined): number | Promise<number> {
+    if (entry.fdflags & Fdflags.NONBLOCK) return attempt() ?? -Errno.EAGAIN;
+    return this.#stdio.waitFor(attempt);
+  }
+
   /** Closes every host descriptor (the instance ended). */
   closeAll(): void {
     for (const entry of this.#fds.values()) {
-      if (entry.kind === "file" || entry.kind === "dir") {
-        try {
-          this.#closeHost(entry.fd);
-        } catch {}
-      }
+      try {
+        this.#release(entry);
+      } catch {}
     }
     this.#fds.clear();
+  }
+
+  /** Closes what an entry holds on the host. */
+  #release(entry: Entry): void {
+    if (entry.kind === "file" || entry.kind === "dir") this.#closeHost(entry.fd);
+    else if (entry.kind === "socket") entry.socket.close();
   }
 
   /** Opens a host descriptor for an entry, within the node's budget (ENFILE past it). */
@@ -325,7 +379,7 @@ export class WasiFs {
     const entry = this.entry(fd);
     if (!entry) return Errno.EBADF;
     this.#fds.delete(fd >>> 0);
-    if (entry.kind === "file" || entry.kind === "dir") this.#closeHost(entry.fd);
+    this.#release(entry);
     return Errno.SUCCESS;
   }
 
@@ -359,7 +413,9 @@ export class WasiFs {
         ? Filetype.DIRECTORY
         : entry.kind === "file"
           ? entry.filetype
-          : Filetype.UNKNOWN;
+          : entry.kind === "socket"
+            ? Filetype.SOCKET_STREAM
+            : Filetype.UNKNOWN;
     m.setU8(pointer, filetype);
     m.setU16(pointer + 2, entry.fdflags);
     m.setU64(pointer + 8, entry.rightsBase);
@@ -395,7 +451,8 @@ export class WasiFs {
     if (entry.kind === "file" || entry.kind === "dir") {
       this.#writeFilestat(pointer, fstatSync(entry.fd, { bigint: true }));
     } else {
-      this.#writeFilestat(pointer, undefined, Filetype.UNKNOWN);
+      const type = entry.kind === "socket" ? Filetype.SOCKET_STREAM : Filetype.UNKNOWN;
+      this.#writeFilestat(pointer, undefined, type);
     }
     return Errno.SUCCESS;
   }
@@ -526,11 +583,17 @@ export class WasiFs {
     if (entry.kind === "stdin") {
       if (!(entry.rightsBase & Rights.FD_READ)) return Errno.EBADF;
       const n = this.#stdio.readStdin(buffers, (entry.fdflags & Fdflags.NONBLOCK) !== 0);
-      return typeof n === "number"
-        ? this.#transferred(n, nreadPointer)
-        : n.then((bytes) => this.#transferred(bytes, nreadPointer));
+      return this.#settle(n, nreadPointer);
     }
     if (entry.kind === "dir") return Errno.EISDIR;
+    if (entry.kind === "socket") {
+      const { socket } = entry;
+      if (!(socket instanceof GuestConnection)) return Errno.ENOTCONN;
+      return this.#settle(
+        this.transfer(entry, () => socket.read(buffers)),
+        nreadPointer,
+      );
+    }
     if (entry.kind !== "file" || !entry.readable || !(entry.rightsBase & Rights.FD_READ))
       return Errno.EBADF;
     let total = 0;
@@ -564,11 +627,17 @@ export class WasiFs {
     if (entry.kind === "stdout" || entry.kind === "stderr") {
       if (!(entry.rightsBase & Rights.FD_WRITE)) return Errno.EBADF;
       const n = this.#stdio.writeOutput(entry.kind, buffers);
-      return typeof n === "number"
-        ? this.#transferred(n, nwrittenPointer)
-        : n.then((bytes) => this.#transferred(bytes, nwrittenPointer));
+      return this.#settle(n, nwrittenPointer);
     }
     if (entry.kind === "dir") return Errno.EISDIR;
+    if (entry.kind === "socket") {
+      const { socket } = entry;
+      if (!(socket instanceof GuestConnection)) return Errno.ENOTCONN;
+      return this.#settle(
+        this.transfer(entry, () => socket.write(buffers)),
+        nwrittenPointer,
+      );
+    }
     if (entry.kind !== "file") return Errno.EBADF;
     if (entry.mount.readOnly) return Errno.EROFS;
     if (!entry.writable || !(entry.rightsBase & Rights.FD_WRITE)) return Errno.EBADF;
@@ -585,6 +654,13 @@ export class WasiFs {
     if (append && entry.seekable) entry.position = fstatSync(entry.fd).size;
     this.#memory.setU32(nwrittenPointer, total);
     return Errno.SUCCESS;
+  }
+
+  /** Stores a byte count, now or once it is known. */
+  #settle(n: number | Promise<number>, pointer: number): number | Promise<number> {
+    return typeof n === "number"
+      ? this.#transferred(n, pointer)
+      : n.then((bytes) => this.#transferred(bytes, pointer));
   }
 
   /** Stores a byte count (or turns -errno into the errno). */
@@ -635,7 +711,7 @@ export class WasiFs {
     const target = this.entry(to);
     if (!source || !target) return Errno.EBADF;
     if (from >>> 0 === to >>> 0) return Errno.SUCCESS;
-    if (target.kind === "file" || target.kind === "dir") this.#closeHost(target.fd);
+    this.#release(target);
     this.#fds.set(to >>> 0, source);
     this.#fds.delete(from >>> 0);
     return Errno.SUCCESS;

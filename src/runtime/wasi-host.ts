@@ -5,7 +5,8 @@
 // - stdin/stdout/stderr: the control.ts channel and guest-output.ts (log records or stream);
 // - waits (poll_oneoff, a stdin read, output backpressure, sched_yield) suspend only the calling
 //   guest (JSPI) and hand the worker's thread to the others; a stop request ends them at once;
-// - proc_exit unwinds the guest, proc_raise is ENOSYS, sock_* are ENOTSUP.
+// - sockets: wasi-sockets.ts over the listeners and connections of guest-sockets.ts;
+// - proc_exit unwinds the guest, proc_raise is ENOSYS.
 // Every call first checks for a stop request and publishes the memory size, and maps whatever it
 // throws to an errno: no guest input reaches wasmlet as an exception.
 import { randomFillSync } from "node:crypto";
@@ -14,6 +15,7 @@ import type { DescriptorBudget } from "./descriptor-budget.ts";
 import type { GuestClock } from "./guest-clock.ts";
 import { encodeUtf8, GuestEncodingError, GuestFault, GuestMemory } from "./guest-memory.ts";
 import type { GuestOutput } from "./guest-output.ts";
+import type { GuestListener } from "./guest-sockets.ts";
 import { suspending } from "./jspi.ts";
 import type { Outcome } from "./protocol.ts";
 import { hostErrno } from "./sandbox-path.ts";
@@ -28,6 +30,7 @@ import {
   WASI_FUNCTIONS,
 } from "./wasi-abi.ts";
 import { type PreopenMount, WasiFs } from "./wasi-fs.ts";
+import { WasiSockets } from "./wasi-sockets.ts";
 
 /** Thrown through the guest's frames to end it with this outcome. */
 export class GuestExit {
@@ -41,6 +44,8 @@ export interface WasiHostOptions {
   args: string[];
   env: Record<string, string>;
   mounts: PreopenMount[];
+  /** Pre-opened listening sockets, given descriptors after the directories. */
+  listeners: GuestListener[];
   control: GuestControl;
   clock: GuestClock;
   output: GuestOutput;
@@ -60,9 +65,18 @@ type Result = number | Promise<number>;
 type ImportFunction = (...args: never[]) => Result | undefined;
 
 /** Functions that may wait: wrapped so that only the calling guest is suspended. */
-const MAY_WAIT = new Set(["poll_oneoff", "fd_read", "fd_write", "sched_yield"]);
-/** WasiFs implements the descriptor and path functions under their preview1 names. */
+const MAY_WAIT = new Set([
+  "poll_oneoff",
+  "fd_read",
+  "fd_write",
+  "sched_yield",
+  "sock_accept",
+  "sock_recv",
+  "sock_send",
+]);
+/** WasiFs and WasiSockets implement these functions under their preview1 names. */
 const FS_FUNCTION = /^(fd_|path_)/;
+const SOCKET_FUNCTION = /^sock_/;
 
 function realtimeNs(): bigint {
   return BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
@@ -86,6 +100,7 @@ export class WasiHost {
   readonly #env: Uint8Array[];
   #memory: GuestMemory | undefined;
   #fs: WasiFs | undefined;
+  #sockets: WasiSockets | undefined;
   #warned = false;
   /** Memory size at the last check. */
   #checkedBytes = 0;
@@ -119,8 +134,17 @@ export class WasiHost {
         this.#readStdin(buffers, nonblocking),
       writeOutput: (stream: "stdout" | "stderr", buffers: Uint8Array[]) =>
         this.#options.output.write(stream, buffers),
+      waitFor: (attempt: () => number | undefined) =>
+        this.#control.answerOrWait(attempt, (bell) => this.#wait(bell, Number.POSITIVE_INFINITY)),
     };
-    this.#fs = new WasiFs(this.#memory, stdio, this.#options.mounts, this.#options.descriptors);
+    this.#fs = new WasiFs(
+      this.#memory,
+      stdio,
+      this.#options.mounts,
+      this.#options.descriptors,
+      this.#options.listeners,
+    );
+    this.#sockets = new WasiSockets(this.#memory, this.#fs);
     this.#control.publishMemory(this.#memory.byteLength);
   }
 
@@ -128,15 +152,21 @@ export class WasiHost {
     return this.#memory?.byteLength ?? 0;
   }
 
-  /** Closes the guest's host descriptors. */
+  /** Closes the guest's host descriptors and sockets. */
   close(): void {
     this.#fs?.closeAll();
+    for (const listener of this.#options.listeners) listener.close();
   }
 
-  /** WasiFs's method of that name, found once, called on the fs that bind() creates. */
+  /** WasiFs's or WasiSockets's method of that name, found once, called on what bind() creates. */
   #fsFunction(name: string): (...args: never[]) => Result {
+    type Methods = Record<string, (...a: never[]) => Result>;
+    if (SOCKET_FUNCTION.test(name)) {
+      const method = (WasiSockets.prototype as unknown as Methods)[name];
+      if (typeof method === "function") return (...args) => method.apply(this.#sockets, args);
+    }
     const method = FS_FUNCTION.test(name)
-      ? (WasiFs.prototype as unknown as Record<string, (...a: never[]) => Result>)[name]
+      ? (WasiFs.prototype as unknown as Methods)[name]
       : undefined;
     if (typeof method !== "function") throw new Error(`wasmlet has no implementation of ${name}`);
     return (...args: never[]) => method.apply(this.#fs, args);
@@ -225,7 +255,6 @@ export class WasiHost {
   }
 
   #ownFunctions(): Record<string, (...args: never[]) => Result | undefined> {
-    const notSupported = () => Errno.ENOTSUP;
     return {
       args_get: (argv: number, buffer: number) => this.#strings(this.#args, argv, buffer),
       args_sizes_get: (count: number, size: number) => this.#sizes(this.#args, count, size),
@@ -259,10 +288,6 @@ export class WasiHost {
         throw new GuestExit({ kind: "exit", code: code >>> 0 });
       },
       proc_raise: () => Errno.ENOSYS,
-      sock_accept: notSupported,
-      sock_recv: notSupported,
-      sock_send: notSupported,
-      sock_shutdown: notSupported,
     };
   }
 
@@ -303,8 +328,8 @@ export class WasiHost {
   }
 
   /**
-   * Waits for the first of: a clock deadline, stdin readable or closed, a stop request. Files and
-   * stdout/stderr are always ready. When something is ready at once the guest is not suspended.
+   * Waits for the first of: a clock deadline, stdin readable or closed, a socket ready, a stop
+   * request. Files and stdout/stderr are always ready. When something is ready at once the guest is not suspended.
    */
   #pollOneoff(input: number, output: number, count: number, neventsOut: number): Result {
     const m = this.#memory!;
@@ -400,6 +425,14 @@ export class WasiHost {
         } else if (entry.kind === "stdout" || entry.kind === "stderr") {
           if (reading) sub.error = Errno.EBADF;
           else fire = true;
+        } else if (entry.kind === "socket") {
+          const ready = this.#sockets!.readiness(entry, reading);
+          if (typeof ready === "number") sub.error = ready;
+          else if (ready) {
+            nbytes = BigInt(ready.nbytes);
+            flags = ready.flags;
+            fire = true;
+          }
         } else {
           fire = true;
         }

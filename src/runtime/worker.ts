@@ -23,6 +23,7 @@ const { runtimeError } = await import("./errors.ts");
 const { checkModule } = await import("./module-check.ts");
 const { promising, suspending } = await import("./jspi.ts");
 const { DescriptorBudget } = await import("./descriptor-budget.ts");
+const { openGuestListeners } = await import("./listen.ts");
 
 /** Shared with every worker: the host descriptors all guests may hold together. */
 const descriptors = new DescriptorBudget((workerData as WorkerData).descriptors);
@@ -101,17 +102,24 @@ async function run(message: RunMessage): Promise<void> {
   let outcome: Outcome;
   let output: ReturnType<typeof createGuestOutput> | undefined;
   let host: InstanceType<typeof WasiHost> | undefined;
+  let listeners: Awaited<ReturnType<typeof openGuestListeners>> | undefined;
   const memorySize = () => host?.memoryBytes() ?? 0;
   try {
     const mounts = resolveMounts(message);
     checkModule(message.module, message.entrypoint);
+    listeners = await openGuestListeners(message, mounts.length, {
+      wake: () => control.ring(),
+      descriptors,
+      onRefused: (text) => post({ type: "warning", instanceId, message: text }),
+    });
     output = createGuestOutput(message.output, instanceId, control, post, (bell, ms) =>
       clock.wait(bell, ms),
     );
     const wasi = new WasiHost({
       args: message.args,
-      env: message.env,
+      env: { ...message.env, ...listeners.env },
       mounts,
+      listeners: listeners.opened,
       control,
       clock,
       output,
@@ -162,7 +170,8 @@ async function run(message: RunMessage): Promise<void> {
     output?.close();
   } catch {}
   try {
-    host?.close();
+    if (host) host.close();
+    else for (const listener of listeners?.opened ?? []) listener.close();
   } catch {}
   post({
     type: "exited",

@@ -22,7 +22,8 @@ export type GuestName =
   | "flood"
   | "fsprobe"
   | "watcher"
-  | "toolbox";
+  | "toolbox"
+  | "c-server";
 
 function cacheDir(): string {
   const base = process.env.XDG_CACHE_HOME || join(homedir(), ".cache");

@@ -50,7 +50,7 @@ test("a sibling swapping a directory for a symlink out never lets an open or cre
   symlinkSync("../outside", join(root, "s"));
 
   const memory = new GuestMemory(new WebAssembly.Memory({ initial: 1 }));
-  const stdio = { readStdin: () => 0, writeOutput: () => 0 };
+  const stdio = { readStdin: () => 0, writeOutput: () => 0, waitFor: () => 0 };
   const fs = new WasiFs(memory, stdio, [{ guestPath: "/data", root, readOnly: false }]);
   const ROOT_FD = 3;
   const PATH = 1024;

@@ -139,6 +139,7 @@ test("a worker thread that dies ends its guests with the reason; the pool replac
           stdin: false,
           output: { kind: "log", logPath: `${dir.path}/${id}.log`, maxLineBytes: 16384 },
           deadlineMs: undefined,
+          network: undefined,
         },
         { pool, logger: undefined, onExit },
       );

@@ -1,0 +1,141 @@
+import assert from "node:assert/strict";
+import { connect, createServer, type Socket } from "node:net";
+import { after, before, test } from "node:test";
+import { Runtime } from "../../../src/runtime/index.ts";
+import { collector, guest, spec, tempDir, until } from "./helpers.ts";
+
+const dir = tempDir();
+const runtime = new Runtime({ workers: 1 });
+before(() => runtime.start());
+after(async () => {
+  await runtime.destroy();
+  dir.remove();
+});
+
+/** A port nobody listens on right now. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** One HTTP/1.0 exchange over a raw socket: the whole response. */
+function exchange(port: number, request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket: Socket = connect({ host: "127.0.0.1", port });
+    const chunks: Buffer[] = [];
+    socket.on("data", (chunk) => chunks.push(chunk));
+    socket.on("end", () => resolve(Buffer.concat(chunks).toString()));
+    socket.on("error", reject);
+    socket.write(request);
+  });
+}
+
+function network(port: number, maxConnections = 100) {
+  return { listen: [{ name: "http", host: "127.0.0.1", port }], maxConnections };
+}
+
+test("a C guest serves its pre-opened listener with accept, recv and send", async () => {
+  const port = await freePort();
+  const out = collector();
+  const server = runtime.run(
+    spec(dir.path, {
+      module: await guest("c-server"),
+      args: ["c-server"],
+      network: network(port),
+    }),
+  );
+  server.onOutput(out.onOutput);
+  await until(() => out.text().includes("listening"));
+  assert.match(out.text(), /listening on fd 3 \(http\)/);
+  for (let i = 1; i <= 3; i++) {
+    const response = await exchange(port, "GET / HTTP/1.0\r\n\r\n");
+    assert.match(response, /^HTTP\/1\.0 200 OK/);
+    assert.ok(response.endsWith(`hello from c, connection ${i}\n`), response);
+  }
+  const concurrent = await Promise.all(
+    Array.from({ length: 20 }, () => exchange(port, "GET / HTTP/1.0\r\n\r\n")),
+  );
+  assert.equal(concurrent.filter((r) => r.startsWith("HTTP/1.0 200")).length, 20);
+  await exchange(port, "GET /bye HTTP/1.0\r\n\r\n");
+  assert.equal((await server.exited).reason, "Completed");
+  // The listener went with the guest.
+  await assert.rejects(exchange(port, "GET / HTTP/1.0\r\n\r\n"), /ECONNREFUSED/);
+});
+
+test("listeners come after the pre-opened directories; LISTEN_FDS* say where", async () => {
+  const port = await freePort();
+  const out = collector();
+  const server = runtime.run(
+    spec(dir.path, {
+      module: await guest("c-server"),
+      args: ["c-server"],
+      mounts: [{ hostPath: dir.path, guestPath: "/data", readOnly: true }],
+      network: network(port),
+    }),
+  );
+  server.onOutput(out.onOutput);
+  await until(() => out.text().includes("listening"));
+  assert.match(out.text(), /listening on fd 4 \(http\)/);
+  await server.stop(1000);
+});
+
+test("a port already in use ends the start with a message naming it", async () => {
+  const taken = createServer();
+  await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+  const { port } = taken.address() as { port: number };
+  try {
+    const server = runtime.run(
+      spec(dir.path, {
+        module: await guest("c-server"),
+        args: ["c-server"],
+        network: network(port),
+      }),
+    );
+    const status = await server.exited;
+    assert.equal(status.reason, "StartError");
+    assert.match(
+      status.message ?? "",
+      new RegExp(`127\\.0\\.0\\.1:${port} \\(port "http"\\).*in use`),
+    );
+  } finally {
+    taken.close();
+  }
+});
+
+test("past the connection limit new connections are reset, and a warning says so", async () => {
+  const port = await freePort();
+  const warnings: string[] = [];
+  const limited = new Runtime({
+    workers: 1,
+    logger: { debug() {}, warn: (o: object) => warnings.push(JSON.stringify(o)) },
+  });
+  await limited.start();
+  try {
+    // The ticker never accepts: connections stay pending and count against the limit.
+    const idle = limited.run(
+      spec(dir.path, {
+        module: await guest("ticker"),
+        args: ["ticker"],
+        env: { TICK_MS: "60000" },
+        network: network(port, 2),
+      }),
+    );
+    await idle.started;
+    const open = [connect({ host: "127.0.0.1", port }), connect({ host: "127.0.0.1", port })];
+    await Promise.all(open.map((s) => new Promise((resolve) => s.on("connect", resolve))));
+    const third = connect({ host: "127.0.0.1", port });
+    const ended = await new Promise<string>((resolve) => {
+      third.on("error", (error) => resolve((error as NodeJS.ErrnoException).code ?? "error"));
+      third.on("close", () => resolve("closed"));
+    });
+    assert.match(ended, /ECONNRESET|closed/);
+    await until(() => warnings.some((w) => w.includes("holds 2 connections, its limit")));
+    for (const socket of open) socket.destroy();
+    await idle.stop(1000);
+  } finally {
+    await limited.destroy();
+  }
+});
