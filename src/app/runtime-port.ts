@@ -74,6 +74,7 @@ export class WasiRuntimePort implements RuntimePort {
         ...(spec.memoryLimitBytes === undefined ? {} : { memoryLimitBytes: spec.memoryLimitBytes }),
         ...(spec.cpuLimitMillis === undefined ? {} : { cpuLimitMillis: spec.cpuLimitMillis }),
         ...(spec.exclusiveCpu ? { exclusiveCpu: true } : {}),
+        ...(spec.network ? { network: spec.network } : {}),
       });
     } catch (error) {
       // Not started: no link or copy is left behind.

@@ -12,6 +12,9 @@ import type { KubeClient } from "../kube/client.ts";
 import { ResilientWatch } from "../kube/watch.ts";
 import { CpuRates, type PodUsage } from "../metrics/usage.ts";
 import { WasmletMetrics } from "../metrics/wasmlet-metrics.ts";
+import { parseCidr } from "../network/cidr.ts";
+import { ensureLocalRoute } from "../network/local-route.ts";
+import { PodNetwork } from "../network/pod-network.ts";
 import { PodController } from "../pods/controller.ts";
 import type { Timing } from "../pods/lifecycle-deps.ts";
 import { SUPPORTED_IMPORTS } from "../runtime/module-check.ts";
@@ -21,6 +24,7 @@ import { containerLogsRoute } from "../server/container-logs.ts";
 import { attachRoutes, type ExecAttachDeps, execRoutes } from "../server/exec-attach.ts";
 import { statsRoutes } from "../server/stats-routes.ts";
 import type { AppContext, Component, ComponentFactory } from "./app.ts";
+import { appError } from "./errors.ts";
 import { ImageServicePort } from "./image-port.ts";
 import { KubeApiPort, type RuntimeClassLookup } from "./kube-port.ts";
 import { resolveLogTarget } from "./log-targets.ts";
@@ -71,6 +75,7 @@ export class Workloads implements Component {
   readonly runtime: Runtime;
   readonly images: ImageService;
   readonly controller: PodController;
+  readonly network: PodNetwork;
   readonly metrics = new WasmletMetrics();
   /** CPU rates for /stats/summary, from one measurement to the next. */
   readonly #cpuRates = new CpuRates();
@@ -79,6 +84,7 @@ export class Workloads implements Component {
   /** Services, for the pods' service variables (the kubelet's service informer). */
   readonly #services: ResilientWatch<V1Service>;
   readonly #log: Logger;
+  readonly #node: AppContext["node"];
   readonly #shutdownGraceMs: number;
   #closing: Promise<void> | undefined;
   #imageGc: NodeJS.Timeout | undefined;
@@ -121,7 +127,15 @@ export class Workloads implements Component {
       },
     });
     const seenAt = new Map<string, number>();
+    this.network = new PodNetwork({
+      mode: config.podNetwork,
+      nodeIP: config.nodeIP,
+      ...(config.podCIDR ? { cidr: parseCidr(config.podCIDR) } : {}),
+      maxConnections: config.maxPodConnections,
+    });
+    this.#node = node;
     this.controller = new PodController({
+      network: this.network,
       node: {
         nodeName: config.nodeName,
         nodeIPs: [config.nodeIP],
@@ -346,12 +360,38 @@ export class Workloads implements Component {
   async start(): Promise<void> {
     await this.images.start();
     await this.runtime.start();
+    await this.#preparePodNetwork();
     this.#services.start();
     this.#watch.start();
     await this.#watch.synced;
     // Besides after every pull, images are collected on the kubelet's period.
     this.#imageGc = setInterval(() => void this.#collectImages(), IMAGE_GC_PERIOD_MS);
     this.#imageGc.unref();
+  }
+
+  /** pod-cidr mode: the block (flag, else the Node's spec.podCIDR), made local to this host. */
+  async #preparePodNetwork(): Promise<void> {
+    if (this.network.mode !== "pod-cidr") return;
+    if (!this.network.cidr) {
+      const fromNode = this.#node.node?.spec?.podCIDR;
+      if (!fromNode) {
+        throw appError(
+          "WASMLET_ERR_POD_CIDR",
+          "the pod-cidr network mode needs a pod CIDR: pass --pod-cidr, or let kube-controller-manager assign the Node one (--allocate-node-cidrs)",
+        );
+      }
+      this.network.useCidr(parseCidr(fromNode));
+    }
+    const cidr = this.network.cidr!;
+    const route = await ensureLocalRoute(cidr);
+    if (!route.local) {
+      this.#log.error(
+        { cidr: cidr.text, reason: route.reason, command: route.command },
+        `pods cannot listen on their addresses until ${cidr.text} is local to this host; run as root: ${route.command}`,
+      );
+    } else if (route.added) {
+      this.#log.info({ cidr: cidr.text }, "made the pod CIDR local (ip route add local … dev lo)");
+    }
   }
 
   async #collectImages(): Promise<void> {

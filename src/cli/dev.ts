@@ -172,6 +172,11 @@ async function nodePort(ip: string, wanted: number): Promise<number> {
   }
 }
 
+/** The pod CIDR of the dev cluster's node `index` (from 0): a block of 127.0.0.0/8. */
+export function devPodCidr(index: number): string {
+  return `127.${100 + index}.0.0/16`;
+}
+
 async function start(
   options: DevOptions,
   progress: Progress,
@@ -260,6 +265,10 @@ async function start(
               `--node-name=${name}`,
               `--node-ip=${ip}`,
               `--address=${ip}`,
+              // Pods get loopback addresses of their own: no privileges needed, and replicas
+              // on one node can all serve the same port.
+              "--pod-network=pod-cidr",
+              `--pod-cidr=${devPodCidr(i)}`,
               `--port=${port}`,
               `--data-dir=${join(stateDir, "nodes", name)}`,
               "--allow-self-signed",

@@ -4,6 +4,8 @@
 // their units (`nodeLeaseRenewIntervalMs` is set by `--node-lease-renew-interval 10s`). Components
 // take only the slice they use: `Pick<Config, "nodeName" | "nodeIP">`.
 import { availableParallelism } from "node:os";
+import { parseCidr } from "../network/cidr.ts";
+import type { PodNetworkMode } from "../network/pod-network.ts";
 import type { HostDefaults } from "./host-defaults.ts";
 import {
   parseBoolean,
@@ -79,6 +81,12 @@ export interface Config {
   shutdownGracePeriodMs: number;
   /** Shared worker threads hosting the guests. */
   runtimeWorkers: number;
+  /** Where pods get their addresses (see src/network/pod-network.ts). */
+  podNetwork: PodNetworkMode;
+  /** The pod CIDR of pod-cidr mode; undefined: the Node's spec.podCIDR. */
+  podCIDR: string | undefined;
+  /** Connections one container may hold at once. */
+  maxPodConnections: number;
   logLevel: LogLevel;
 }
 
@@ -484,6 +492,43 @@ export const OPTIONS: readonly OptionSpec[] = [
     parse: parsePercent,
     default: 80,
     defaultText: "80%",
+  }),
+  option("podNetwork", {
+    group: "Network",
+    placeholder: "node|pod-cidr",
+    description:
+      "node: every pod's IP is the node's and a port serves one pod per node; pod-cidr: each pod gets an address of its own from the pod CIDR",
+    parse: (raw) => {
+      const mode = parseString(raw);
+      if (mode !== "node" && mode !== "pod-cidr")
+        throw new ValueError(`${JSON.stringify(raw)} is not node or pod-cidr`);
+      return mode;
+    },
+    default: "node",
+  }),
+  option("podCIDR", {
+    group: "Network",
+    flag: "pod-cidr",
+    placeholder: "CIDR",
+    description:
+      "pod addresses in pod-cidr mode (IPv4, e.g. 10.244.1.0/24); wasmlet makes the block local with `ip route add local CIDR dev lo`",
+    parse: (raw) => {
+      try {
+        return parseCidr(parseString(raw)).text;
+      } catch (error) {
+        throw new ValueError((error as Error).message);
+      }
+    },
+    default: undefined,
+    defaultText: "the Node's spec.podCIDR",
+  }),
+  option("maxPodConnections", {
+    group: "Network",
+    placeholder: "N",
+    description:
+      "connections one container may hold at once, accepted and waiting ones included; past it new connections are reset",
+    parse: (raw) => parseInteger(raw, 1, 1_000_000),
+    default: 1024,
   }),
   option("logLevel", {
     group: "Logging",

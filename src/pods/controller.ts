@@ -6,6 +6,7 @@
 import type { V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { describeError } from "../errors.ts";
+import { PodNetwork } from "../network/pod-network.ts";
 import type { HostPathPolicy } from "../volumes/host-path.ts";
 import { VolumeManager } from "../volumes/volume-manager.ts";
 import { Backoff } from "./backoff.ts";
@@ -37,6 +38,8 @@ export interface PodControllerOptions {
   now?: () => Date;
   /** Observes state changes (tests, metrics). */
   onState?: (pod: { namespace: string; name: string; uid: string }, state: StateName) => void;
+  /** Pod addresses; default: node mode on the node's first IP. */
+  network?: PodNetwork;
 }
 
 export interface ContainerInstanceInfo {
@@ -71,6 +74,9 @@ export class PodController {
       kube: options.kube,
       ...(options.logs ? { logs: options.logs } : {}),
       volumes,
+      network:
+        options.network ??
+        new PodNetwork({ mode: "node", nodeIP: options.node.nodeIPs[0] ?? "127.0.0.1" }),
       admission: {
         hostPath: options.hostPath,
         runtimeClassHandler: (name) => options.kube.getRuntimeClassHandler(name),
@@ -113,9 +119,11 @@ export class PodController {
     this.#lifecycles.set(uid, lifecycle);
     lifecycle.start().then(
       () => {
+        this.#deps.network.release(uid);
         if (lifecycle.forced) this.#forget(uid, lifecycle);
       },
       (error) => {
+        this.#deps.network.release(uid);
         this.#logger.error(
           { ...ref, err: describeError(error) },
           "pod lifecycle ended with an error",

@@ -1,3 +1,4 @@
+import type { PodNetwork } from "../network/pod-network.ts";
 import type { VolumeManager } from "../volumes/volume-manager.ts";
 import type { AdmissionOptions } from "./admission.ts";
 import type { Backoff, BackoffOptions } from "./backoff.ts";
@@ -52,6 +53,8 @@ export interface LifecycleDeps {
   kube: KubePort;
   logs?: LogPort;
   volumes: VolumeManager;
+  /** Pod addresses, port claims and the containers' listeners. */
+  network: PodNetwork;
   admission: AdmissionOptions;
   crashBackoff: Backoff;
   imageBackoff: Backoff;

@@ -67,6 +67,8 @@ export interface PodRecord {
   terminal: boolean;
   /** Ephemeral containers seen on the pod (not supported: reported waiting with a message). */
   ephemeral: string[];
+  /** The pod's addresses, given at admission (src/network/pod-network.ts). */
+  podIPs?: string[];
 }
 
 function toDate(value: unknown): Date | undefined {

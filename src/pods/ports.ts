@@ -3,6 +3,7 @@
 // tests use in-memory fakes.
 
 import type { V1Service } from "@kubernetes/client-node";
+import type { ContainerNetwork } from "../runtime/types.ts";
 import type { VolumeSourcePort } from "../volumes/ports.ts";
 import type { RunMount } from "../volumes/volume-manager.ts";
 
@@ -84,6 +85,8 @@ export interface RunSpec {
   cpuLimitMillis?: number;
   /** A thread of its own (whole CPUs of a Guaranteed pod). */
   exclusiveCpu?: boolean;
+  /** Listeners for the container's TCP ports on the pod's address, and its connection limit. */
+  network?: ContainerNetwork;
   /** Plain labels for metrics and logs (namespace, pod, uid, container); the runtime does not interpret them. */
   labels: Record<string, string>;
 }

@@ -458,8 +458,11 @@ export function buildStatus(pod: V1Pod, record: PodRecord, context: BuildContext
   if (context.nodeIPs.length > 0) {
     status.hostIP = context.nodeIPs[0];
     status.hostIPs = context.nodeIPs.map((ip) => ({ ip }));
-    status.podIP = context.nodeIPs[0];
-    status.podIPs = context.nodeIPs.map((ip) => ({ ip }));
+  }
+  const podIPs = record.podIPs ?? context.nodeIPs;
+  if (podIPs.length > 0) {
+    status.podIP = podIPs[0];
+    status.podIPs = podIPs.map((ip) => ({ ip }));
   }
   if (typeof pod.metadata?.generation === "number")
     status.observedGeneration = pod.metadata.generation;

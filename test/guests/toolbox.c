@@ -8,10 +8,52 @@
 //   exists PATH     exit 0 when PATH exists, else say so and exit 1 (for exec probes)
 //   touch PATH      create PATH
 //   cat             copy stdin to stdout until end of file, then say how many bytes it read
+// Given listening sockets (LISTEN_FDS), it serves them instead: an echo server on poll(), every
+// byte a client sends comes back, many clients at once.
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#define MAX_POLLED 256
+
+static void serve(int first, int count) {
+  struct pollfd polled[MAX_POLLED];
+  int n = 0;
+  for (int i = 0; i < count && n < MAX_POLLED; i++) polled[n++] = (struct pollfd){first + i, POLLIN, 0};
+  printf("echoing on %d listener(s)\n", count);
+  fflush(stdout);
+  for (;;) {
+    if (poll(polled, (nfds_t)n, -1) < 0) {
+      perror("poll");
+      exit(1);
+    }
+    for (int i = 0; i < n; i++) {
+      if (!polled[i].revents) continue;
+      if (i < count) {
+        int connection = accept(polled[i].fd, NULL, NULL);
+        if (connection < 0) perror("accept");
+        else if (n == MAX_POLLED) close(connection);
+        else polled[n++] = (struct pollfd){connection, POLLIN, 0};
+        continue;
+      }
+      char buffer[16384];
+      ssize_t got = recv(polled[i].fd, buffer, sizeof buffer, 0);
+      ssize_t sent = 0;
+      while (got > 0 && sent < got) {
+        ssize_t w = send(polled[i].fd, buffer + sent, (size_t)(got - sent), 0);
+        if (w <= 0) break;
+        sent += w;
+      }
+      if (got <= 0 || sent < got) {
+        close(polled[i].fd);
+        polled[i--] = polled[--n];
+      }
+    }
+  }
+}
 
 int main(int argc, char **argv) {
   if (argc > 1) {
@@ -55,6 +97,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "unknown command %s\n", argv[1]);
     return 127;
   }
+  const char *listeners = getenv("LISTEN_FDS");
+  if (listeners && atoi(listeners) > 0) serve(atoi(getenv("LISTEN_FDS_START")), atoi(listeners));
   printf("ready\n");
   fflush(stdout);
   char line[4096];

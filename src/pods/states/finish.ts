@@ -9,6 +9,8 @@ export async function finish(ctx: StateContext): Promise<"Terminating"> {
     await ctx.stopAll(ctx.graceMs());
     ctx.terminalize();
   }
+  // Nothing listens any more: another pod may take the ports (the status keeps the address).
+  ctx.deps.network.release(ctx.ref.uid);
   ctx.record.terminal = true;
   ctx.publish();
   await ctx.deps.volumes.tearDown(ctx.ref.uid).catch((error) => {

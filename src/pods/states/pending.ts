@@ -47,7 +47,21 @@ export const pending: PodState<"Pending", (typeof NEXT)[number]> = {
         ctx.publish();
         return "Failed";
       }
-      for (const warning of result.warnings) {
+      const network = ctx.deps.network.admit(ctx.pod);
+      if (!network.admitted) {
+        ctx.event(EventType.Warning, network.reason, network.message);
+        ctx.record.verdict = {
+          phase: "Failed",
+          reason: network.reason,
+          message: `Pod was rejected: ${network.message}`,
+        };
+        ctx.record.rejected = true;
+        ctx.record.terminal = true;
+        ctx.publish();
+        return "Failed";
+      }
+      ctx.record.podIPs = network.podIPs;
+      for (const warning of [...result.warnings, ...network.warnings]) {
         ctx.deps.kube.recordEvent({
           pod: ctx.ref,
           ...(warning.fieldPath ? { fieldPath: warning.fieldPath } : {}),
