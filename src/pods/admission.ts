@@ -2,10 +2,12 @@
 // cannot run ends `Failed` with a precise reason and "Pod was rejected: …" message (the kubelet's
 // rejectPod), instead of hanging in Pending.
 //
-// Probes and lifecycle hooks: exec probes and exec/sleep hooks run; httpGet/tcpSocket/grpc ones
-// need the guest's sockets (not served yet). Such a pod is admitted with a Warning event per
-// probe/hook (ProbeNotSupported / HookNotSupported), and the probe or hook is treated as absent:
-// readiness = running, startup = started once running, liveness never restarts.
+// Probes and lifecycle hooks: exec, httpGet, tcpSocket and grpc probes run, and exec, httpGet and
+// sleep hooks. A tcpSocket hook is admitted with a Warning event (HookNotSupported): Kubernetes
+// keeps the field for compatibility only, and such a hook fails whenever it runs, as on any
+// kubelet. A probe or hook with no action wasmlet knows (a newer API's) gets a warning too
+// (ProbeNotSupported / HookNotSupported) and is treated as absent: readiness = running, startup =
+// started once running, liveness never restarts.
 import type { V1Container, V1Pod, V1Probe, V1Volume } from "@kubernetes/client-node";
 import { type HostPathPolicy, hostPathAllowed } from "../volumes/host-path.ts";
 import { volumeKind, volumeSourceName } from "../volumes/volume-manager.ts";
@@ -46,14 +48,6 @@ function allContainers(pod: V1Pod): { container: V1Container; field: string }[] 
       field: `spec.containers{${container.name}}`,
     })),
   ];
-}
-
-function probeKind(probe: V1Probe): string {
-  if (probe.exec) return "exec";
-  if (probe.httpGet) return "httpGet";
-  if (probe.tcpSocket) return "tcpSocket";
-  if (probe.grpc) return "grpc";
-  return "unknown";
 }
 
 function checkVolume(volume: V1Volume, hostPath: HostPathPolicy): AdmissionResult | undefined {
@@ -151,30 +145,25 @@ export async function admit(pod: V1Pod, options: AdmissionOptions): Promise<Admi
       ["Startup", container.startupProbe, "the container counts as started once it runs"],
     ];
     for (const [kind, probe, consequence] of probes) {
-      if (!probe || probe.exec) continue;
+      if (!probe || probe.exec || probe.httpGet || probe.tcpSocket || probe.grpc) continue;
       warnings.push({
         reason: EventReason.ProbeNotSupported,
         fieldPath: field,
-        message: `${kind} probe (${probeKind(probe)}) of container "${container.name}" cannot be carried out by wasmlet yet (only exec probes run); ${consequence}`,
+        message: `${kind} probe of container "${container.name}" has no action wasmlet knows (exec, httpGet, tcpSocket or grpc) and is not run; ${consequence}`,
       });
     }
     const hooks = [
-      ["postStart", container.lifecycle?.postStart],
-      ["preStop", container.lifecycle?.preStop],
+      ["postStart", container.lifecycle?.postStart, "the container is killed after every start"],
+      ["preStop", container.lifecycle?.preStop, "a FailedPreStopHook event, then the stop"],
     ] as const;
-    for (const [name, hook] of hooks) {
-      if (!hook || hook.sleep || hook.exec) continue;
-      const kind = hook.exec
-        ? "exec"
-        : hook.httpGet
-          ? "httpGet"
-          : hook.tcpSocket
-            ? "tcpSocket"
-            : "unknown";
+    for (const [name, hook, consequence] of hooks) {
+      if (!hook || hook.sleep || hook.exec || hook.httpGet) continue;
       warnings.push({
         reason: EventReason.HookNotSupported,
         fieldPath: field,
-        message: `${name} hook (${kind}) of container "${container.name}" cannot be carried out by wasmlet and is skipped (only exec and sleep actions are)`,
+        message: hook.tcpSocket
+          ? `${name} hook (tcpSocket) of container "${container.name}" fails whenever it runs, as on any kubelet: Kubernetes keeps tcpSocket in lifecycle hooks for compatibility only and does not support it (${consequence})`
+          : `${name} hook of container "${container.name}" has no action wasmlet knows (exec, httpGet or sleep) and is skipped`,
       });
     }
   }

@@ -2,7 +2,7 @@
 // share, and the container operations every running state needs (start an instance, watch its exit,
 // restart it under the policy with CrashLoopBackOff, stop it within the grace period).
 import { randomBytes } from "node:crypto";
-import type { V1Container, V1Pod } from "@kubernetes/client-node";
+import type { V1Container, V1LifecycleHandler, V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { describeError } from "../errors.ts";
 import type { DownwardContext } from "../volumes/field-ref.ts";
@@ -21,6 +21,8 @@ import { formatPod, goDuration, messageOf } from "./format.ts";
 import { InstanceRegistry } from "./instance-registry.ts";
 import type { LifecycleDeps } from "./lifecycle-deps.ts";
 import { containerLogPath, newInstanceLog, podLogDir } from "./log-layout.ts";
+import { LIFECYCLE_HTTP_FALLBACK, runHttpHook, tcpSocketHookMessage } from "./net-hooks.ts";
+import { runNetworkProbe } from "./net-probe.ts";
 import {
   type ContainerRecord,
   type ContainerState,
@@ -30,7 +32,7 @@ import {
   type TerminatedState,
 } from "./pod-record.ts";
 import type { EnsuredImage, PodRef, RunHandle, RunSpec } from "./ports.ts";
-import { ContainerProber, execProbes } from "./prober.ts";
+import { ContainerProber, PROBE_WARNING, runnableProbes } from "./prober.ts";
 import { ConditionReason, ContainerReason, EventReason, EventType, PodReason } from "./reasons.ts";
 import { serviceEnv } from "./service-env.ts";
 import { STATES, TRANSITIONS } from "./states/index.ts";
@@ -331,7 +333,7 @@ export class PodLifecycle implements StateContext {
 
   downward(): DownwardContext {
     return {
-      podIPs: this.deps.node.nodeIPs,
+      podIPs: this.record.podIPs ?? this.deps.node.nodeIPs,
       hostIPs: this.deps.node.nodeIPs,
       nodeAllocatable: this.deps.node.allocatable(),
     };
@@ -644,6 +646,9 @@ export class PodLifecycle implements StateContext {
       },
     };
     if (image.entrypointExport !== undefined) runSpec.entrypointExport = image.entrypointExport;
+    const listen = this.deps.network.listenPorts(this.ref.uid, spec);
+    if (listen.length > 0)
+      runSpec.network = { listen, maxConnections: this.deps.network.maxConnections };
     const memory = bytesOf(limits.memory);
     if (memory !== undefined) runSpec.memoryLimitBytes = memory;
     const cpuLimit = millisOf(limits.cpu);
@@ -685,9 +690,9 @@ export class PodLifecycle implements StateContext {
     }
     // The container counts as running only once its postStart hook succeeded; a failed hook
     // kills it, and the restart policy decides what follows.
-    const postStart = spec.lifecycle?.postStart?.exec?.command;
-    if (postStart?.length) {
-      const failure = await this.#execHook(handle, container, postStart, undefined);
+    const postStart = spec.lifecycle?.postStart;
+    if (postStart) {
+      const failure = await this.#runHook(postStart, handle, container, spec, undefined);
       if (failure !== undefined) {
         if (!this.signal.aborted) {
           this.event(EventType.Warning, EventReason.FailedPostStartHook, failure, container);
@@ -699,11 +704,11 @@ export class PodLifecycle implements StateContext {
     if (container.instanceId === id && (container.state as ContainerState).kind !== "terminated") {
       container.state = { kind: "running", startedAt };
       const runs = !container.init || container.sidecar;
-      const probes = runs ? execProbes(spec) : {};
+      const probes = runs ? runnableProbes(spec) : {};
       container.ready = runs && probes.startup === undefined && probes.readiness === undefined;
       if (probes.startup === undefined) this.#markStarted(container);
       if (probes.startup || probes.liveness || probes.readiness)
-        this.#startProber(container, handle, probes);
+        this.#startProber(container, spec, handle, probes);
     }
     this.event(
       EventType.Normal,
@@ -717,14 +722,16 @@ export class PodLifecycle implements StateContext {
 
   #startProber(
     container: ContainerRecord,
+    spec: V1Container,
     handle: RunHandle,
-    probes: ReturnType<typeof execProbes>,
+    probes: ReturnType<typeof runnableProbes>,
   ): void {
     const current = () => container.instanceId === handle.id && container.state.kind === "running";
     const prober = new ContainerProber(
       probes,
       {
         exec: (args, timeoutMs) => handle.exec(args, timeoutMs),
+        network: (probe, timeoutMs) => runNetworkProbe(probe, spec, this.#podIP(), timeoutMs),
         started: () => {
           if (!current() || container.started) return;
           this.#markStarted(container);
@@ -737,6 +744,9 @@ export class PodLifecycle implements StateContext {
         },
         unhealthy: (message) => {
           if (current()) this.event(EventType.Warning, EventReason.Unhealthy, message, container);
+        },
+        warning: (message) => {
+          if (current()) this.event(EventType.Warning, PROBE_WARNING, message, container);
         },
         kill: (kind) => {
           if (!current()) return;
@@ -853,6 +863,39 @@ export class PodLifecycle implements StateContext {
     }
   }
 
+  /** Where network probes and hooks go when their action names no host: the pod's IP. */
+  #podIP(): string {
+    return (this.record.podIPs ?? this.deps.node.nodeIPs)[0] ?? "";
+  }
+
+  /**
+   * Runs an exec, httpGet or tcpSocket hook: undefined when it succeeded (or is of none of these
+   * kinds), else the kubelet's message for its event. Without `timeoutMs` (postStart) an httpGet
+   * hook ends with the pod; with it (preStop, the rest of the grace period) when that is over.
+   */
+  async #runHook(
+    hook: V1LifecycleHandler,
+    handle: RunHandle,
+    container: ContainerRecord,
+    spec: V1Container,
+    timeoutMs: number | undefined,
+  ): Promise<string | undefined> {
+    if (hook.exec?.command?.length) {
+      return this.#execHook(handle, container, hook.exec.command, timeoutMs);
+    }
+    if (hook.httpGet) {
+      return runHttpHook(hook.httpGet, {
+        container: spec,
+        pod: this.ref,
+        podIP: this.#podIP(),
+        signal: timeoutMs === undefined ? this.signal : AbortSignal.timeout(timeoutMs),
+        fellBack: (message) => this.event(EventType.Warning, LIFECYCLE_HTTP_FALLBACK, message),
+      });
+    }
+    if (hook.tcpSocket) return tcpSocketHookMessage(hook.tcpSocket);
+    return undefined;
+  }
+
   /** Undefined when the hook's command succeeded, else the kubelet's message for its event. */
   async #execHook(
     handle: RunHandle,
@@ -876,7 +919,7 @@ export class PodLifecycle implements StateContext {
     return `Exec lifecycle hook ([${line}]) for Container "${container.name}" in Pod "${formatPod(this.ref)}" failed - error: ${error}, message: ${JSON.stringify(output)}`;
   }
 
-  /** Killing event, preStop hook (exec or sleep), then stop within what is left of `graceMs`; resolves once it exited. */
+  /** Killing event, preStop hook (exec, httpGet, tcpSocket or sleep), then stop within what is left of `graceMs`; resolves once it exited. */
   async #stopOne(name: string, graceMs: number): Promise<void> {
     const handle = this.#handles.get(name);
     if (!handle) return;
@@ -884,11 +927,12 @@ export class PodLifecycle implements StateContext {
     if (container)
       this.event(EventType.Normal, EventReason.Killing, `Stopping container ${name}`, container);
     let remaining = graceMs;
-    const preStop = this.containerSpec(name)?.lifecycle?.preStop;
-    if (preStop && container && remaining > 0 && !this.#forced) {
+    const spec = this.containerSpec(name);
+    const preStop = spec?.lifecycle?.preStop;
+    if (spec && preStop && container && remaining > 0 && !this.#forced) {
       const started = Date.now();
-      if (preStop.exec?.command?.length) {
-        const failure = await this.#execHook(handle, container, preStop.exec.command, remaining);
+      if (preStop.exec?.command?.length || preStop.httpGet || preStop.tcpSocket) {
+        const failure = await this.#runHook(preStop, handle, container, spec, remaining);
         if (failure !== undefined)
           this.event(EventType.Warning, EventReason.FailedPreStopHook, failure, container);
       } else if (preStop.sleep?.seconds) {

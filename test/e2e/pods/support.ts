@@ -26,7 +26,11 @@ export interface PodTestBed {
   cleanup(): Promise<void>;
 }
 
-export async function startPodTestBed(prefix: string, args: string[] = []): Promise<PodTestBed> {
+export async function startPodTestBed(
+  prefix: string,
+  args: string[] = [],
+  nodeIP = "127.0.0.1",
+): Promise<PodTestBed> {
   const namespace = await createNamespace(prefix);
   // Loopback is enough for logs and exec (only the node proxy refuses it).
   const flags = [
@@ -38,7 +42,7 @@ export async function startPodTestBed(prefix: string, args: string[] = []): Prom
     "4s",
     ...args,
   ];
-  let wasmlet = await Wasmlet.start({ nodeIP: "127.0.0.1", args: flags });
+  let wasmlet = await Wasmlet.start({ nodeIP, args: flags });
   await waitForReady(wasmlet.nodeName);
   const runtimeClass = `wasm-${namespace.name}`;
   await kubectlOk(["apply", "-f", "-"], {
@@ -78,7 +82,7 @@ export async function startPodTestBed(prefix: string, args: string[] = []): Prom
       const { nodeName, dataDir, port } = wasmlet;
       wasmlet.kill("SIGKILL");
       await wasmlet.exited;
-      wasmlet = await Wasmlet.start({ nodeName, dataDir, port, nodeIP: "127.0.0.1", args: flags });
+      wasmlet = await Wasmlet.start({ nodeName, dataDir, port, nodeIP, args: flags });
       return wasmlet;
     },
     async cleanup() {

@@ -72,7 +72,7 @@ test("pods the node cannot run are rejected with a precise reason and message", 
   }
 });
 
-test("supported pods are admitted; unsupported probes and hooks become warnings", async () => {
+test("supported pods are admitted; tcpSocket hooks and probes or hooks without a known action become warnings", async () => {
   const result = await admit(
     pod({
       runtimeClassName: "wasm",
@@ -81,15 +81,29 @@ test("supported pods are admitted; unsupported probes and hooks become warnings"
         { name: "h", hostPath: { path: "/srv/shared/data" } },
         { name: "p", projected: { sources: [{ serviceAccountToken: { path: "t" } }] } },
       ],
+      initContainers: [
+        {
+          name: "proxy",
+          restartPolicy: "Always",
+          startupProbe: { grpc: { port: 9090 } },
+          lifecycle: { preStop: { tcpSocket: { port: 15000 } } },
+        },
+      ],
       containers: [
         {
           name: "app",
           readinessProbe: { httpGet: { port: 8080, path: "/" } },
-          livenessProbe: { exec: { command: ["true"] } },
+          livenessProbe: { tcpSocket: { port: 8080 } },
+          startupProbe: { exec: { command: ["true"] } },
           lifecycle: {
             preStop: { sleep: { seconds: 2 } },
             postStart: { httpGet: { port: 8080, path: "/started" } },
           },
+        },
+        {
+          name: "legacy",
+          livenessProbe: { periodSeconds: 5 },
+          lifecycle: { postStart: { tcpSocket: { port: 8080 } }, preStop: {} },
         },
       ],
     }),
@@ -101,14 +115,24 @@ test("supported pods are admitted; unsupported probes and hooks become warnings"
     result.warnings.map((w) => [w.reason, w.fieldPath, w.message]),
     [
       [
+        "HookNotSupported",
+        "spec.initContainers{proxy}",
+        'preStop hook (tcpSocket) of container "proxy" fails whenever it runs, as on any kubelet: Kubernetes keeps tcpSocket in lifecycle hooks for compatibility only and does not support it (a FailedPreStopHook event, then the stop)',
+      ],
+      [
         "ProbeNotSupported",
-        "spec.containers{app}",
-        'Readiness probe (httpGet) of container "app" cannot be carried out by wasmlet yet (only exec probes run); the container counts as ready while it runs',
+        "spec.containers{legacy}",
+        'Liveness probe of container "legacy" has no action wasmlet knows (exec, httpGet, tcpSocket or grpc) and is not run; it is never restarted for failing it',
       ],
       [
         "HookNotSupported",
-        "spec.containers{app}",
-        'postStart hook (httpGet) of container "app" cannot be carried out by wasmlet and is skipped (only exec and sleep actions are)',
+        "spec.containers{legacy}",
+        'postStart hook (tcpSocket) of container "legacy" fails whenever it runs, as on any kubelet: Kubernetes keeps tcpSocket in lifecycle hooks for compatibility only and does not support it (the container is killed after every start)',
+      ],
+      [
+        "HookNotSupported",
+        "spec.containers{legacy}",
+        'preStop hook of container "legacy" has no action wasmlet knows (exec, httpGet or sleep) and is skipped',
       ],
     ],
   );

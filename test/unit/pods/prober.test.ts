@@ -1,22 +1,29 @@
-// Exec probes with the kubelet's semantics, against a scripted command (1 probe second = 5 ms).
+// Probes with the kubelet's semantics (1 probe second = 5 ms): exec probes against a scripted
+// command, network probes against real servers on 127.0.0.1.
 import assert from "node:assert/strict";
-import { test } from "node:test";
-import type { V1Probe } from "@kubernetes/client-node";
+import { after, test } from "node:test";
+import type { V1Container, V1Probe } from "@kubernetes/client-node";
+import { type ProbeOutcome, runNetworkProbe } from "../../../src/pods/net-probe.ts";
 import type { ExecResult } from "../../../src/pods/ports.ts";
-import { ContainerProber, execProbes, type ProbeKind } from "../../../src/pods/prober.ts";
+import { ContainerProber, type ProbeKind, runnableProbes } from "../../../src/pods/prober.ts";
 import { until } from "./fakes.ts";
+import { closedPort, httpServer, type Listening } from "./net-servers.ts";
 
 const SECOND = 5;
 
 function harness(
   probes: Partial<Record<ProbeKind, V1Probe>>,
   answer: (args: string[], call: number) => ExecResult,
+  network: (probe: V1Probe, timeoutMs: number) => Promise<ProbeOutcome> = () =>
+    Promise.reject(new Error("no network in this test")),
 ) {
   const seen = {
     calls: [] as { args: string[]; timeoutMs: number }[],
+    networkCalls: 0,
     started: 0,
     readiness: [] as boolean[],
     unhealthy: [] as string[],
+    warnings: [] as string[],
     kills: [] as string[],
   };
   const prober = new ContainerProber(
@@ -26,9 +33,14 @@ function harness(
         seen.calls.push({ args, timeoutMs });
         return answer(args, seen.calls.length);
       },
+      network: (probe, timeoutMs) => {
+        seen.networkCalls++;
+        return network(probe, timeoutMs);
+      },
       started: () => seen.started++,
       readiness: (ready) => seen.readiness.push(ready),
       unhealthy: (message) => seen.unhealthy.push(message),
+      warning: (message) => seen.warnings.push(message),
       kill: (kind) => seen.kills.push(kind),
     },
     SECOND,
@@ -44,15 +56,24 @@ const probe = (command: string[], fields: Partial<V1Probe> = {}): V1Probe => ({
   ...fields,
 });
 
-test("only exec probes are run; without probes the container is started and ready at once", () => {
+test("probes with an action run (exec needs a command); without probes the container is started and ready at once", () => {
   assert.deepEqual(
-    execProbes({
+    runnableProbes({
       name: "app",
       livenessProbe: { httpGet: { port: 80 } },
       readinessProbe: probe(["ready"]),
       startupProbe: { exec: { command: [] } },
     }),
-    { readiness: probe(["ready"]) },
+    { liveness: { httpGet: { port: 80 } }, readiness: probe(["ready"]) },
+  );
+  assert.deepEqual(
+    runnableProbes({
+      name: "app",
+      livenessProbe: { tcpSocket: { port: 80 } },
+      readinessProbe: {},
+      startupProbe: { grpc: { port: 9090 } },
+    }),
+    { liveness: { tcpSocket: { port: 80 } }, startup: { grpc: { port: 9090 } } },
   );
   const { prober, seen } = harness({}, () => ok);
   prober.start();
@@ -141,4 +162,131 @@ test("a startup probe holds liveness and readiness back; failing it kills; timeo
   assert.equal(never.seen.started, 0);
   assert.equal(never.seen.unhealthy[0], 'Startup probe failed: command ["boot"] timed out');
   never.prober.stop();
+});
+
+// ---------------------------------------------------------------- network probes, real servers
+
+const servers: Listening[] = [];
+after(async () => {
+  await Promise.all(servers.map((server) => server.close()));
+});
+
+/** The prober wired to the real network probes, the pod's IP being 127.0.0.1. */
+function networkHarness(probes: Partial<Record<ProbeKind, V1Probe>>, container: V1Container) {
+  return harness(
+    probes,
+    () => ({ exitCode: 0, output: "", timedOut: false }),
+    (probe, timeoutMs) => runNetworkProbe(probe, container, "127.0.0.1", timeoutMs),
+  );
+}
+// 200 probe seconds = 1 s: room for a real request on a busy machine.
+const networkProbe = (fields: V1Probe): V1Probe => ({
+  periodSeconds: 1,
+  timeoutSeconds: 200,
+  ...fields,
+});
+
+test("readiness follows an httpGet probe against a server that changes its answer", async () => {
+  let status = 200;
+  const server = await httpServer((_request, response) => {
+    response.writeHead(status);
+    response.end();
+  });
+  servers.push(server);
+  const container: V1Container = {
+    name: "app",
+    ports: [{ name: "web", containerPort: server.port }],
+  };
+  const { prober, seen } = networkHarness(
+    { readiness: networkProbe({ httpGet: { port: "web", path: "/ready" }, failureThreshold: 2 }) },
+    container,
+  );
+  prober.start();
+  await until(() => seen.readiness.length === 1, "ready");
+  assert.deepEqual(seen.readiness, [true]);
+  status = 503;
+  await until(() => seen.readiness.length === 2, "unready");
+  assert.deepEqual(seen.readiness, [true, false]);
+  assert.ok(seen.unhealthy.length >= 2, "unready only after failureThreshold failures");
+  assert.equal(seen.unhealthy[0], "Readiness probe failed: HTTP probe failed with statuscode: 503");
+  status = 302; // A 3xx without Location is not followed: a success, with a warning.
+  await until(() => seen.readiness.length === 3, "ready again");
+  assert.deepEqual(seen.readiness, [true, false, true]);
+  assert.equal(
+    seen.warnings[0],
+    "Readiness probe warning: Probe terminated redirects, Response body: ",
+  );
+  assert.ok(server.seen.every((request) => request.url === "/ready"));
+  prober.stop();
+});
+
+test("liveness kills after failureThreshold failed httpGet probes in a row", async () => {
+  let answers = [500, 200, 500, 500, 500, 200];
+  const server = await httpServer((_request, response) => {
+    response.writeHead(answers[0] ?? 200);
+    answers = answers.slice(1);
+    response.end("boom");
+  });
+  servers.push(server);
+  const { prober, seen } = networkHarness(
+    { liveness: networkProbe({ httpGet: { port: server.port }, failureThreshold: 3 }) },
+    { name: "app" },
+  );
+  prober.start();
+  await until(() => seen.kills.length === 1, "kill");
+  assert.deepEqual(seen.kills, ["liveness"]);
+  assert.equal(server.seen.length, 5, "a success resets the count");
+  assert.deepEqual(seen.unhealthy, [
+    "Liveness probe failed: HTTP probe failed with statuscode: 500",
+    "Liveness probe failed: HTTP probe failed with statuscode: 500",
+    "Liveness probe failed: HTTP probe failed with statuscode: 500",
+    "Liveness probe failed: HTTP probe failed with statuscode: 500",
+  ]);
+  prober.stop();
+});
+
+test("liveness kills after failureThreshold refused tcpSocket probes", async () => {
+  const port = await closedPort();
+  const { prober, seen } = networkHarness(
+    { liveness: networkProbe({ tcpSocket: { port }, failureThreshold: 2 }) },
+    { name: "app" },
+  );
+  prober.start();
+  await until(() => seen.kills.length === 1, "kill");
+  assert.deepEqual(seen.kills, ["liveness"]);
+  assert.deepEqual(seen.unhealthy, [
+    `Liveness probe failed: dial tcp 127.0.0.1:${port}: connect: connection refused`,
+    `Liveness probe failed: dial tcp 127.0.0.1:${port}: connect: connection refused`,
+  ]);
+  prober.stop();
+});
+
+test("a probe that cannot be carried out is tried 3 times, reported as errored, and never counts", async () => {
+  const { prober, seen } = networkHarness(
+    {
+      liveness: networkProbe({ httpGet: { port: "web" }, failureThreshold: 1 }),
+      readiness: networkProbe({ tcpSocket: { port: "db" }, failureThreshold: 1 }),
+    },
+    { name: "app" },
+  );
+  prober.start();
+  await until(() => seen.unhealthy.length >= 6, "a few rounds");
+  prober.stop();
+  assert.deepEqual(seen.kills, [], "not a failure: liveness does not kill");
+  assert.deepEqual(seen.readiness, [], "not a success either");
+  assert.ok(
+    seen.unhealthy.includes(
+      'Liveness probe errored and resulted in unknown state: port "web" not found',
+    ),
+  );
+  assert.ok(
+    seen.unhealthy.includes(
+      'Readiness probe errored and resulted in unknown state: port "db" not found',
+    ),
+  );
+  assert.ok(
+    seen.networkCalls >= 3 * seen.unhealthy.length &&
+      seen.networkCalls <= 3 * seen.unhealthy.length + 6,
+    `3 attempts per report (${seen.networkCalls} calls, ${seen.unhealthy.length} reports)`,
+  );
 });

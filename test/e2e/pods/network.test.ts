@@ -1,0 +1,163 @@
+// Guests serve their containerPorts, end to end: pods shaped like the seed's nginx-wasm.yaml are
+// reached at their pod IPs, in pod-cidr mode (an address per pod from a 127.x block, as in
+// `wasmlet dev`) and in node mode (the node's address, one pod per port). All traffic stays on
+// 127.0.0.0/8.
+import assert from "node:assert/strict";
+import { randomInt } from "node:crypto";
+import { after, before, test } from "node:test";
+import type { V1Pod } from "@kubernetes/client-node";
+import { eventually, kubectlOk } from "../../support/cluster.ts";
+import { nodeIP as hostAddress } from "../../support/wasmlet.ts";
+import {
+  applyJson,
+  type PodTestBed,
+  phaseIs,
+  startPodTestBed,
+  waitForPod,
+} from "./support.ts";
+
+const block = randomInt(150, 250);
+const cidr = `127.${block}.0.0/24`;
+let bed: PodTestBed;
+before(async () => {
+  bed = await startPodTestBed("net", ["--pod-network=pod-cidr", `--pod-cidr=${cidr}`]);
+});
+after(async () => {
+  await bed?.cleanup();
+});
+
+/** A pod like nginx-wasm.yaml: the runtime class, a web server image, containerPort 8080. */
+function webPod(name: string, image: string, runtimeClass: string, port = 8080): object {
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name, labels: { app: "web" } },
+    spec: {
+      runtimeClassName: runtimeClass,
+      containers: [{ name: "web", image, ports: [{ name: "http", containerPort: port }] }],
+    },
+  };
+}
+
+async function get(url: string): Promise<{ status: number; body: string }> {
+  const response = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  return { status: response.status, body: await response.text() };
+}
+
+test("two replicas on one node both serve port 8080, each at its own pod IP", async () => {
+  const image = await bed.image("c-server");
+  await applyJson(bed.namespace, webPod("web-1", image, bed.runtimeClass));
+  await applyJson(bed.namespace, webPod("web-2", image, bed.runtimeClass));
+  const pods: V1Pod[] = [];
+  for (const name of ["web-1", "web-2"])
+    pods.push(await waitForPod(bed.namespace, name, "Running", phaseIs("Running")));
+  const ips = pods.map((p) => p.status?.podIP ?? "");
+  assert.notEqual(ips[0], ips[1]);
+  for (const [i, ip] of ips.entries()) {
+    assert.match(ip, new RegExp(`^127\\.${block}\\.0\\.\\d+$`));
+    assert.deepEqual(pods[i]!.status?.podIPs, [{ ip }]);
+    assert.equal(pods[i]!.status?.hostIP, "127.0.0.1");
+    const { status, body } = await get(`http://${ip}:8080/`);
+    assert.equal(status, 200);
+    assert.match(body, /^hello from c, connection \d+\n$/);
+  }
+  const wide = await kubectlOk(["-n", bed.namespace, "get", "pods", "-o", "wide"]);
+  for (const ip of ips) assert.match(wide, new RegExp(`\\b${ip.replaceAll(".", "\\.")}\\b`));
+});
+
+test("a port the guest cannot bind ends the container with StartError naming it", async () => {
+  // Two containers of one pod asking for one port are refused at admission instead.
+  await applyJson(bed.namespace, {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name: "twice" },
+    spec: {
+      runtimeClassName: bed.runtimeClass,
+      containers: [
+        { name: "a", image: await bed.image("c-server"), ports: [{ containerPort: 9000 }] },
+        { name: "b", image: await bed.image("c-server"), ports: [{ containerPort: 9000 }] },
+      ],
+    },
+  });
+  const pod = await waitForPod(bed.namespace, "twice", "Failed", phaseIs("Failed"));
+  assert.equal(pod.status?.reason, "PortConflict");
+  assert.match(pod.status?.message ?? "", /Pod was rejected: port 9000\/TCP is declared twice/);
+});
+
+test("node mode: the pod's IP is the node's, and a second pod asking for the port is refused", async () => {
+  const nodeIP = `127.0.0.${randomInt(20, 250)}`;
+  const port = randomInt(20_000, 30_000);
+  const nodeBed = await startPodTestBed("netnode", [], nodeIP);
+  try {
+    const image = await nodeBed.image("c-server");
+    await applyJson(nodeBed.namespace, webPod("first", image, nodeBed.runtimeClass, port));
+    const first = await waitForPod(nodeBed.namespace, "first", "Running", phaseIs("Running"));
+    assert.equal(first.status?.podIP, nodeIP);
+    assert.match((await get(`http://${nodeIP}:${port}/`)).body, /hello from c/);
+    await applyJson(nodeBed.namespace, webPod("second", image, nodeBed.runtimeClass, port));
+    const second = await waitForPod(nodeBed.namespace, "second", "Failed", phaseIs("Failed"));
+    assert.equal(second.status?.reason, "NodePorts");
+    assert.match(
+      second.status?.message ?? "",
+      new RegExp(
+        `Pod was rejected: port ${port}/TCP on ${nodeIP.replaceAll(".", "\\.")} is already used by pod ${nodeBed.namespace}/first`,
+      ),
+    );
+    // Once the first pod is gone the port is free again.
+    await kubectlOk(["-n", nodeBed.namespace, "delete", "pod", "first", "second", "--wait=true"]);
+    await applyJson(nodeBed.namespace, webPod("third", image, nodeBed.runtimeClass, port));
+    await waitForPod(nodeBed.namespace, "third", "Running", phaseIs("Running"));
+    assert.match((await get(`http://${nodeIP}:${port}/`)).body, /connection 1\n/);
+  } finally {
+    await nodeBed.cleanup();
+  }
+});
+
+// The API server refuses loopback addresses in EndpointSlices (ValidateEndpointIP), so this one
+// runs in node mode on the host's own address. No traffic is sent to it.
+test("a Service's EndpointSlice, written by the controller-manager, lists the pod's IP", async () => {
+  const address = hostAddress();
+  const nodeBed = await startPodTestBed("netslice", [], address);
+  try {
+    await applyJson(
+      nodeBed.namespace,
+      webPod("web", await nodeBed.image("c-server"), nodeBed.runtimeClass, randomInt(30_000, 40_000)),
+    );
+    await applyJson(nodeBed.namespace, {
+      apiVersion: "v1",
+      kind: "Service",
+      metadata: { name: "web" },
+      spec: { selector: { app: "web" }, ports: [{ port: 80, targetPort: "http" }] },
+    });
+    const pod = await waitForPod(nodeBed.namespace, "web", "Running", phaseIs("Running"));
+    assert.equal(pod.status?.podIP, address);
+    const port = pod.spec!.containers[0]!.ports![0]!.containerPort;
+    await eventually(
+      async () => {
+        const out = await kubectlOk([
+          "-n",
+          nodeBed.namespace,
+          "get",
+          "endpointslices",
+          "-l",
+          "kubernetes.io/service-name=web",
+          "-o",
+          "json",
+        ]);
+        const slices = JSON.parse(out).items as {
+          endpoints?: { addresses: string[]; conditions?: { ready?: boolean } }[];
+          ports?: { port: number }[];
+        }[];
+        const ready = slices.flatMap((s) =>
+          (s.endpoints ?? []).filter((e) => e.conditions?.ready).flatMap((e) => e.addresses),
+        );
+        const ports = slices.flatMap((s) => (s.ports ?? []).map((p) => p.port));
+        return ready.includes(address) && ports.includes(port) ? true : undefined;
+      },
+      `the EndpointSlice to list ${address}:${port} as ready`,
+      30_000,
+    );
+  } finally {
+    await nodeBed.cleanup();
+  }
+});
