@@ -12,7 +12,7 @@ import type { KubeClient } from "../kube/client.ts";
 import { ResilientWatch } from "../kube/watch.ts";
 import { CpuRates, type PodUsage } from "../metrics/usage.ts";
 import { WasmletMetrics } from "../metrics/wasmlet-metrics.ts";
-import { parseCidr } from "../network/cidr.ts";
+import { parsePodCidr } from "../network/cidr.ts";
 import { ensureLocalRoute } from "../network/local-route.ts";
 import { PodNetwork } from "../network/pod-network.ts";
 import { PodController } from "../pods/controller.ts";
@@ -22,6 +22,7 @@ import { Runtime } from "../runtime/runtime.ts";
 import type { RuntimeOptions } from "../runtime/types.ts";
 import { containerLogsRoute } from "../server/container-logs.ts";
 import { attachRoutes, type ExecAttachDeps, execRoutes } from "../server/exec-attach.ts";
+import { connectTcp, portForwardRoutes } from "../server/port-forward.ts";
 import { statsRoutes } from "../server/stats-routes.ts";
 import type { AppContext, Component, ComponentFactory } from "./app.ts";
 import { appError } from "./errors.ts";
@@ -130,8 +131,9 @@ export class Workloads implements Component {
     this.network = new PodNetwork({
       mode: config.podNetwork,
       nodeIP: config.nodeIP,
-      ...(config.podCIDR ? { cidr: parseCidr(config.podCIDR) } : {}),
+      ...(config.podCIDR ? { cidr: parsePodCidr(config.podCIDR) } : {}),
       maxConnections: config.maxPodConnections,
+      wasmletPorts: [config.port, config.healthzPort].filter((p) => p > 0),
     });
     this.#node = node;
     this.controller = new PodController({
@@ -268,6 +270,20 @@ export class Workloads implements Component {
       },
     };
     for (const route of [...execRoutes(execDeps), ...attachRoutes(execDeps)]) server.route(route);
+    // Lifecycle states in which a pod's containers may run: its ports can be forwarded to.
+    const forwardable = new Set<string | undefined>(["Initializing", "Running", "Terminating"]);
+    const portForward = portForwardRoutes({
+      resolve: (namespace, name, podUid) => {
+        const pod = this.#watch.get(namespace, name);
+        const uid = pod?.metadata?.uid ?? "";
+        if (!pod || (podUid !== undefined && uid !== podUid)) return { kind: "pod-not-found" };
+        // The pod's listeners are bound to its address (the node's IP in node mode).
+        const host = this.network.podIP(uid) ?? pod.status?.podIP;
+        if (!host || !forwardable.has(this.controller.stateOf(uid))) return { kind: "not-running" };
+        return { kind: "pod", uid, dial: (port) => connectTcp(host, port) };
+      },
+    });
+    for (const route of portForward) server.route(route);
     for (const route of statsRoutes({
       usage: () => this.#usage(context),
       pods: () => this.#watch.list(),
@@ -380,7 +396,7 @@ export class Workloads implements Component {
           "the pod-cidr network mode needs a pod CIDR: pass --pod-cidr, or let kube-controller-manager assign the Node one (--allocate-node-cidrs)",
         );
       }
-      this.network.useCidr(parseCidr(fromNode));
+      this.network.useCidr(parsePodCidr(fromNode));
     }
     const cidr = this.network.cidr!;
     const route = await ensureLocalRoute(cidr);

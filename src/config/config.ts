@@ -4,7 +4,7 @@
 // their units (`nodeLeaseRenewIntervalMs` is set by `--node-lease-renew-interval 10s`). Components
 // take only the slice they use: `Pick<Config, "nodeName" | "nodeIP">`.
 import { availableParallelism } from "node:os";
-import { parseCidr } from "../network/cidr.ts";
+import { parsePodCidr } from "../network/cidr.ts";
 import type { PodNetworkMode } from "../network/pod-network.ts";
 import type { HostDefaults } from "./host-defaults.ts";
 import {
@@ -514,7 +514,7 @@ export const OPTIONS: readonly OptionSpec[] = [
       "pod addresses in pod-cidr mode (IPv4, e.g. 10.244.1.0/24); wasmlet makes the block local with `ip route add local CIDR dev lo`",
     parse: (raw) => {
       try {
-        return parseCidr(parseString(raw)).text;
+        return parsePodCidr(parseString(raw)).text;
       } catch (error) {
         throw new ValueError((error as Error).message);
       }

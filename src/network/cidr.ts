@@ -22,10 +22,8 @@ export function numberToIpv4(n: number): string {
 export function parseCidr(text: string): Cidr {
   const [ip, bits, extra] = text.split("/");
   const prefix = Number(bits);
-  if (extra !== undefined || !ip || !isIPv4(ip) || !/^\d+$/.test(bits ?? "") || prefix > 30) {
-    throw new Error(
-      `${JSON.stringify(text)} is not an IPv4 CIDR with a prefix of at most /30 (e.g. 10.244.1.0/24)`,
-    );
+  if (extra !== undefined || !ip || !isIPv4(ip) || !/^\d+$/.test(bits ?? "") || prefix > 32) {
+    throw new Error(`${JSON.stringify(text)} is not an IPv4 CIDR (e.g. 10.244.1.0/24)`);
   }
   const size = 2 ** (32 - prefix);
   const base = ipv4ToNumber(ip);
@@ -35,6 +33,14 @@ export function parseCidr(text: string): Cidr {
     );
   }
   return { base, prefix, size, text };
+}
+
+/** A block pods get addresses from: at least one besides network, broadcast and first host. */
+export function parsePodCidr(text: string): Cidr {
+  const cidr = parseCidr(text);
+  if (cidr.prefix > 29)
+    throw new Error(`${JSON.stringify(text)} is too small for pods: use a prefix of at most /29`);
+  return cidr;
 }
 
 export function cidrContains(cidr: Cidr, ip: string): boolean {

@@ -8,8 +8,9 @@
 //   block of 127.0.0.0/8, which is local without privileges.
 // Only TCP ports are served (guests get listening sockets for them); UDP and SCTP ports are
 // admitted with a warning.
+import { networkInterfaces } from "node:os";
 import type { V1Container, V1Pod } from "@kubernetes/client-node";
-import type { ListenPort } from "../runtime/types.ts";
+import type { ContainerNetwork, ListenPort, OutboundPolicy } from "../runtime/types.ts";
 import { type Cidr, cidrContains, podAddress, podAddressCount } from "./cidr.ts";
 
 export type PodNetworkMode = "node" | "pod-cidr";
@@ -21,6 +22,8 @@ export interface PodNetworkOptions {
   cidr?: Cidr;
   /** Connections one container may hold at once. */
   maxConnections?: number;
+  /** wasmlet's own ports (kubelet API, healthz): guests may not connect to them on this host. */
+  wasmletPorts?: number[];
 }
 
 export interface NetworkWarning {
@@ -59,6 +62,7 @@ export class PodNetwork {
   readonly mode: PodNetworkMode;
   readonly nodeIP: string;
   readonly maxConnections: number;
+  readonly #wasmletPorts: number[];
   #cidr: Cidr | undefined;
   /** Pod uid → its address. */
   readonly #addresses = new Map<string, string>();
@@ -73,6 +77,27 @@ export class PodNetwork {
     this.nodeIP = options.nodeIP;
     this.#cidr = options.cidr;
     this.maxConnections = options.maxConnections ?? 1024;
+    this.#wasmletPorts = options.wasmletPorts ?? [];
+  }
+
+  /** Everything a container's sockets need: its listeners, its limit, where it may connect. */
+  containerNetwork(uid: string, container: V1Container): ContainerNetwork {
+    return {
+      listen: this.listenPorts(uid, container),
+      maxConnections: this.maxConnections,
+      outbound: this.outboundPolicy(),
+    };
+  }
+
+  /** See src/runtime/outbound-policy.ts: pods' loopback addresses are the only local ones reachable. */
+  outboundPolicy(): OutboundPolicy {
+    const podLoopback: string[] = [];
+    if (this.#cidr?.text.startsWith("127.")) podLoopback.push(this.#cidr.text);
+    if (this.mode === "node" && this.nodeIP.startsWith("127.")) podLoopback.push(this.nodeIP);
+    const hostAddresses = Object.values(networkInterfaces())
+      .flat()
+      .flatMap((i) => (i ? [i.address] : []));
+    return { podLoopback, hostAddresses, wasmletPorts: this.#wasmletPorts };
   }
 
   get cidr(): Cidr | undefined {

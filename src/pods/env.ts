@@ -247,11 +247,18 @@ export function commandLine(
 }
 
 /** The instance's environment: the image's defaults, overridden by the container's resolved env. */
+/** The pod's hostname: spec.hostname, else its name (at most 63 characters, like the kubelet's). */
+export function podHostname(pod: V1Pod): string {
+  return (pod.spec?.hostname || pod.metadata?.name || "").slice(0, 63).replace(/[-.]+$/, "");
+}
+
 export function runEnvironment(
   image: ImageRunConfig,
   env: ReadonlyMap<string, string>,
+  hostname: string,
 ): Record<string, string> {
-  const out: Record<string, string> = {};
+  // The pod's hostname first, as containerd's CRI sets it; the image and the pod may override.
+  const out: Record<string, string> = { HOSTNAME: hostname };
   for (const entry of image.env ?? []) {
     const eq = entry.indexOf("=");
     if (eq > 0) out[entry.slice(0, eq)] = entry.slice(eq + 1);

@@ -13,6 +13,7 @@ import {
   expand,
   invalidKeysMessage,
   mappingFor,
+  podHostname,
   resolveEnv,
   runEnvironment,
 } from "./env.ts";
@@ -631,7 +632,7 @@ export class PodLifecycle implements StateContext {
       id,
       module: image.module,
       args: command.args,
-      env: runEnvironment(image.config, env),
+      env: runEnvironment(image.config, env, podHostname(this.#pod)),
       mounts,
       workingDir: command.workingDir,
       stdin: spec.stdin ?? false,
@@ -646,9 +647,7 @@ export class PodLifecycle implements StateContext {
       },
     };
     if (image.entrypointExport !== undefined) runSpec.entrypointExport = image.entrypointExport;
-    const listen = this.deps.network.listenPorts(this.ref.uid, spec);
-    if (listen.length > 0)
-      runSpec.network = { listen, maxConnections: this.deps.network.maxConnections };
+    runSpec.network = this.deps.network.containerNetwork(this.ref.uid, spec);
     const memory = bytesOf(limits.memory);
     if (memory !== undefined) runSpec.memoryLimitBytes = memory;
     const cpuLimit = millisOf(limits.cpu);

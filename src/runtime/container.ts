@@ -61,7 +61,8 @@ export class ContainerHandle extends InstanceHandle implements Container {
         stdin: options.stdin === true,
         output: { kind: "stream" },
         deadlineMs: options.deadlineMs,
-        network: undefined,
+        // An exec shares its container's network, but not its listeners.
+        network: this.params.network && { ...this.params.network, listen: [] },
         sink: options.onOutput,
         near: this.worker,
       },

@@ -9,7 +9,7 @@
 // Buffering is bounded both ways: a connection stops reading from the kernel once
 // RECEIVE_BUFFER_BYTES wait for the guest (TCP's window then holds the peer back), and a guest's
 // write waits while SEND_BUFFER_BYTES are queued for a peer that does not read.
-import { createServer, type Server, type Socket } from "node:net";
+import { createServer, type Server, Socket } from "node:net";
 import type { DescriptorBudget } from "./descriptor-budget.ts";
 import { Errno, HOST_ERRNO, Sdflags } from "./wasi-abi.ts";
 
@@ -57,7 +57,7 @@ function socketErrno(error: unknown): number {
 }
 
 /** What a connection is owed when it closes: its descriptor and its place under the limit. */
-interface Release {
+export interface Release {
   budget: DescriptorBudget;
   limit: ConnectionLimit;
 }
@@ -74,7 +74,17 @@ export class GuestConnection {
   #readShut = false;
   #writeShut = false;
   #errno = 0;
+  /** SO_ERROR reported the error already (it reads it once, as getsockopt does). */
+  #errorTaken = false;
   #closed = false;
+
+  /** Opens a connection to host:port; it is `connecting` until it succeeds or fails. */
+  static connect(host: string, port: number, wake: () => void, release: Release): GuestConnection {
+    const socket = new Socket();
+    const connection = new GuestConnection(socket, wake, release);
+    socket.connect({ host, port });
+    return connection;
+  }
 
   /** Takes over `socket` (its descriptor and limit already taken, released on close). */
   constructor(socket: Socket, wake: () => void, release: Release) {
@@ -111,8 +121,15 @@ export class GuestConnection {
     return this.#socket.connecting && this.#errno === 0;
   }
 
-  /** The error that ended the connection (0: none), as SO_ERROR reports it. */
+  /** The error that ended the connection (0: none). */
   get error(): number {
+    return this.#errno;
+  }
+
+  /** SO_ERROR: the pending error once, then 0. */
+  takeError(): number {
+    if (this.#errno === 0 || this.#errorTaken) return 0;
+    this.#errorTaken = true;
     return this.#errno;
   }
 
@@ -239,6 +256,15 @@ export class GuestConnection {
     this.#release.budget.give();
     this.#release.limit.give();
   }
+}
+
+/** A socket the guest opened (sock_open) and has not connected yet: it holds nothing. */
+export class UnconnectedSocket {
+  readonly family: 4 | 6;
+  constructor(family: 4 | 6) {
+    this.family = family;
+  }
+  close(): void {}
 }
 
 export class GuestListener {

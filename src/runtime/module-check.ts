@@ -6,13 +6,15 @@ import { wasmKind, withMemoryMaximum } from "../wasm/binary.ts";
 import { instrumentYieldPoints, YIELD_IMPORT } from "../wasm/yield-points.ts";
 import { runtimeError } from "./errors.ts";
 import { WASI_FUNCTIONS, WASI_MODULE } from "./wasi-abi.ts";
+import { SOCKET_EXTENSION_FUNCTIONS } from "./wasmedge-sockets.ts";
 
 /**
- * Every import the runtime provides, by module name: all of preview1's functions, and the yield
+ * Every import the runtime provides, by module name: all of preview1's functions and the WasmEdge
+ * socket extension's (docs/socket-abi.md), and the yield
  * point that instrumentYieldPoints adds (a module that imports it of its own is refused there).
  */
 export const SUPPORTED_IMPORTS: Readonly<Record<string, readonly string[]>> = Object.freeze({
-  [WASI_MODULE]: Object.freeze(Object.keys(WASI_FUNCTIONS)),
+  [WASI_MODULE]: Object.freeze([...Object.keys(WASI_FUNCTIONS), ...SOCKET_EXTENSION_FUNCTIONS]),
   [YIELD_IMPORT.module]: Object.freeze([YIELD_IMPORT.name]),
 });
 

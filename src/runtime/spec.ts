@@ -87,7 +87,20 @@ function checkNetwork(network: unknown): ContainerNetwork | undefined {
   });
   if (!Number.isInteger(n.maxConnections) || n.maxConnections < 1)
     invalid(`network.maxConnections must be a positive integer, got ${String(n.maxConnections)}`);
-  return { listen, maxConnections: n.maxConnections };
+  const o = n.outbound;
+  const strings = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === "string");
+  const integers = (v: unknown) => Array.isArray(v) && v.every((x) => Number.isInteger(x));
+  if (
+    typeof o !== "object" ||
+    o === null ||
+    !strings(o.podLoopback) ||
+    !strings(o.hostAddresses) ||
+    !integers(o.wasmletPorts)
+  )
+    invalid(
+      "network.outbound must have podLoopback and hostAddresses (strings) and wasmletPorts (integers)",
+    );
+  return { listen, maxConnections: n.maxConnections, outbound: o };
 }
 
 /** Validated copy of a spec; $PWD is set from workingDir unless env sets it. */

@@ -2,6 +2,9 @@
 // ContainerSpec, runs it with Runtime.run() and turns the ExitStatus into a container state;
 // server/ uses Container for attach, exec and top.
 import type { LogRotation } from "../logs/log-writer.ts";
+import type { OutboundPolicy } from "./outbound-policy.ts";
+
+export type { OutboundPolicy } from "./outbound-policy.ts";
 
 export type OutputStream = "stdout" | "stderr";
 
@@ -47,7 +50,10 @@ export interface ContainerSpec {
   exclusiveCpu?: boolean;
   /** Hard stop this long after start: reason DeadlineExceeded, exit code 137. */
   deadlineMs?: number;
-  /** The container's sockets: listeners for its ports, and how many connections it may hold. */
+  /**
+   * The container's sockets: listeners for its ports, how many connections it may hold, where it
+   * may connect (its execs too). Without it the guest has no network: sock_open answers ENOTSUP.
+   */
   network?: ContainerNetwork;
 }
 
@@ -66,8 +72,10 @@ export interface ContainerNetwork {
    * `LISTEN_FDNAMES` tell it where. A port that cannot be bound ends the start (StartError).
    */
   listen: ListenPort[];
-  /** Connections open at once, accepted ones included; past it new ones are reset. */
+  /** Connections open at once, accepted and outbound ones included; past it new ones are reset. */
   maxConnections: number;
+  /** Where the guest may connect (WasmEdge socket extension, docs/socket-abi.md). */
+  outbound: OutboundPolicy;
 }
 
 /**

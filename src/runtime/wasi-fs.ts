@@ -38,7 +38,7 @@ import {
 } from "node:fs";
 import { DescriptorBudget } from "./descriptor-budget.ts";
 import { encodeUtf8, type GuestMemory } from "./guest-memory.ts";
-import { GuestConnection, type GuestListener } from "./guest-sockets.ts";
+import { GuestConnection, type GuestListener, type UnconnectedSocket } from "./guest-sockets.ts";
 import {
   isInside,
   O_PATH,
@@ -113,7 +113,8 @@ interface FileEntry extends EntryBase {
 }
 export interface SocketEntry extends EntryBase {
   kind: "socket";
-  socket: GuestListener | GuestConnection;
+  /** Replaced when an unconnected socket connects. */
+  socket: GuestListener | GuestConnection | UnconnectedSocket;
 }
 export type Entry = StdioEntry | DirEntry | FileEntry | SocketEntry;
 
@@ -235,7 +236,7 @@ export class WasiFs {
   }
 
   /** Gives the guest a descriptor for a socket (-EMFILE when its table is full). */
-  insertSocket(socket: GuestConnection, fdflags: number): number {
+  insertSocket(socket: GuestConnection | UnconnectedSocket, fdflags: number): number {
     const fd = this.#insert({
       kind: "socket",
       socket,

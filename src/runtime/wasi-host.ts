@@ -14,8 +14,8 @@ import { type GuestControl, StopRequested } from "./control.ts";
 import type { DescriptorBudget } from "./descriptor-budget.ts";
 import type { GuestClock } from "./guest-clock.ts";
 import { encodeUtf8, GuestEncodingError, GuestFault, GuestMemory } from "./guest-memory.ts";
+import type { GuestNetwork } from "./guest-network.ts";
 import type { GuestOutput } from "./guest-output.ts";
-import type { GuestListener } from "./guest-sockets.ts";
 import { suspending } from "./jspi.ts";
 import type { Outcome } from "./protocol.ts";
 import { hostErrno } from "./sandbox-path.ts";
@@ -31,6 +31,7 @@ import {
 } from "./wasi-abi.ts";
 import { type PreopenMount, WasiFs } from "./wasi-fs.ts";
 import { WasiSockets } from "./wasi-sockets.ts";
+import { SOCKET_EXTENSION_FUNCTIONS, WasmEdgeSockets } from "./wasmedge-sockets.ts";
 
 /** Thrown through the guest's frames to end it with this outcome. */
 export class GuestExit {
@@ -44,8 +45,11 @@ export interface WasiHostOptions {
   args: string[];
   env: Record<string, string>;
   mounts: PreopenMount[];
-  /** Pre-opened listening sockets, given descriptors after the directories. */
-  listeners: GuestListener[];
+  /**
+   * Its listeners (pre-opened descriptors after the directories), connection limit and outbound
+   * policy; undefined: no network (the socket extension answers ENOTSUP).
+   */
+  network: GuestNetwork | undefined;
   control: GuestControl;
   clock: GuestClock;
   output: GuestOutput;
@@ -73,6 +77,10 @@ const MAY_WAIT = new Set([
   "sock_accept",
   "sock_recv",
   "sock_send",
+  "sock_connect",
+  "sock_recv_from",
+  "sock_send_to",
+  "sock_getaddrinfo",
 ]);
 /** WasiFs and WasiSockets implement these functions under their preview1 names. */
 const FS_FUNCTION = /^(fd_|path_)/;
@@ -101,6 +109,8 @@ export class WasiHost {
   #memory: GuestMemory | undefined;
   #fs: WasiFs | undefined;
   #sockets: WasiSockets | undefined;
+  /** The socket extension's functions, by name (bound once the memory is known). */
+  #extension: Record<string, (...args: number[]) => Result> | undefined;
   #warned = false;
   /** Memory size at the last check. */
   #checkedBytes = 0;
@@ -117,7 +127,8 @@ export class WasiHost {
   imports(): Record<string, ImportFunction | object> {
     const own = this.#ownFunctions();
     const out: Record<string, ImportFunction | object> = {};
-    for (const name of Object.keys(WASI_FUNCTIONS)) {
+    const names = new Set([...Object.keys(WASI_FUNCTIONS), ...SOCKET_EXTENSION_FUNCTIONS]);
+    for (const name of names) {
       const impl = own[name] ?? this.#fsFunction(name);
       if (name === "proc_exit") out[name] = impl;
       else if (MAY_WAIT.has(name)) out[name] = suspending(this.#guard(impl));
@@ -142,9 +153,18 @@ export class WasiHost {
       stdio,
       this.#options.mounts,
       this.#options.descriptors,
-      this.#options.listeners,
+      this.#options.network?.listeners ?? [],
     );
     this.#sockets = new WasiSockets(this.#memory, this.#fs);
+    const network = this.#options.network;
+    if (network) {
+      this.#extension = new WasmEdgeSockets(this.#memory, this.#fs, this.#sockets, {
+        policy: network.outbound,
+        release: network.release,
+        wake: () => this.#control.ring(),
+        waitFor: stdio.waitFor,
+      }).functions();
+    }
     this.#control.publishMemory(this.#memory.byteLength);
   }
 
@@ -155,12 +175,25 @@ export class WasiHost {
   /** Closes the guest's host descriptors and sockets. */
   close(): void {
     this.#fs?.closeAll();
-    for (const listener of this.#options.listeners) listener.close();
+    for (const listener of this.#options.network?.listeners ?? []) listener.close();
   }
 
   /** WasiFs's or WasiSockets's method of that name, found once, called on what bind() creates. */
   #fsFunction(name: string): (...args: never[]) => Result {
     type Methods = Record<string, (...a: never[]) => Result>;
+    // The extension's functions, and sock_accept, which it widens to V1's two arguments.
+    if (
+      (SOCKET_EXTENSION_FUNCTIONS as readonly string[]).includes(name) ||
+      name === "sock_accept"
+    ) {
+      const extensionOnly = name !== "sock_accept";
+      return (...args: never[]) => {
+        const fn = this.#extension?.[name];
+        if (fn) return fn(...(args as number[]));
+        if (extensionOnly) return Errno.ENOTSUP;
+        return this.#sockets!.sock_accept(...(args as unknown as [number, number, number]));
+      };
+    }
     if (SOCKET_FUNCTION.test(name)) {
       const method = (WasiSockets.prototype as unknown as Methods)[name];
       if (typeof method === "function") return (...args) => method.apply(this.#sockets, args);

@@ -124,6 +124,8 @@ export class WasiSockets {
       if (!reading) return Errno.EINVAL;
       return socket.readable ? { nbytes: socket.pending, flags: 0 } : undefined;
     }
+    // Not connected: nothing will come, and a write fails at once (as poll(2) says POLLHUP).
+    if (!(socket instanceof GuestConnection)) return { nbytes: 0, flags: EVENTRWFLAGS_HANGUP };
     const flags = socket.hungUp ? EVENTRWFLAGS_HANGUP : 0;
     if (reading) return socket.readable ? { nbytes: socket.available, flags } : undefined;
     return socket.writable ? { nbytes: 0, flags } : undefined;

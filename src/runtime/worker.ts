@@ -23,7 +23,7 @@ const { runtimeError } = await import("./errors.ts");
 const { checkModule } = await import("./module-check.ts");
 const { promising, suspending } = await import("./jspi.ts");
 const { DescriptorBudget } = await import("./descriptor-budget.ts");
-const { openGuestListeners } = await import("./listen.ts");
+const { openGuestNetwork } = await import("./guest-network.ts");
 
 /** Shared with every worker: the host descriptors all guests may hold together. */
 const descriptors = new DescriptorBudget((workerData as WorkerData).descriptors);
@@ -102,12 +102,12 @@ async function run(message: RunMessage): Promise<void> {
   let outcome: Outcome;
   let output: ReturnType<typeof createGuestOutput> | undefined;
   let host: InstanceType<typeof WasiHost> | undefined;
-  let listeners: Awaited<ReturnType<typeof openGuestListeners>> | undefined;
+  let network: Awaited<ReturnType<typeof openGuestNetwork>> | undefined;
   const memorySize = () => host?.memoryBytes() ?? 0;
   try {
     const mounts = resolveMounts(message);
     checkModule(message.module, message.entrypoint);
-    listeners = await openGuestListeners(message, mounts.length, {
+    network = await openGuestNetwork(message, mounts.length, {
       wake: () => control.ring(),
       descriptors,
       onRefused: (text) => post({ type: "warning", instanceId, message: text }),
@@ -117,9 +117,9 @@ async function run(message: RunMessage): Promise<void> {
     );
     const wasi = new WasiHost({
       args: message.args,
-      env: { ...message.env, ...listeners.env },
+      env: { ...message.env, ...network?.env },
       mounts,
-      listeners: listeners.opened,
+      network,
       control,
       clock,
       output,
@@ -171,7 +171,7 @@ async function run(message: RunMessage): Promise<void> {
   } catch {}
   try {
     if (host) host.close();
-    else for (const listener of listeners?.opened ?? []) listener.close();
+    else for (const listener of network?.listeners ?? []) listener.close();
   } catch {}
   post({
     type: "exited",

@@ -17,6 +17,8 @@ export type GuestName =
   | "memhog"
   | "cpuloop"
   | "hello-go"
+  | "http-go"
+  | "fetch-go"
   | "cat"
   | "sockets"
   | "flood"
@@ -38,8 +40,11 @@ async function sourceHash(name: GuestName): Promise<{ hash: string; isGo: boolea
     () => false,
   );
   if (isGo) {
-    for (const file of (await readdir(goDir)).sort()) {
-      hash.update(file).update(await readFile(join(goDir, file)));
+    // Go guests may use the shared socket package beside them (a `replace` in their go.mod).
+    for (const dir of [goDir, join(guestsDir, "wasinet")]) {
+      for (const file of (await readdir(dir)).sort()) {
+        hash.update(file).update(await readFile(join(dir, file)));
+      }
     }
   } else {
     hash.update(await readFile(join(guestsDir, `${name}.c`)));

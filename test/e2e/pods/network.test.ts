@@ -3,18 +3,13 @@
 // `wasmlet dev`) and in node mode (the node's address, one pod per port). All traffic stays on
 // 127.0.0.0/8.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { randomInt } from "node:crypto";
 import { after, before, test } from "node:test";
 import type { V1Pod } from "@kubernetes/client-node";
-import { eventually, kubectlOk } from "../../support/cluster.ts";
+import { eventually, kubectlOk, testCluster } from "../../support/cluster.ts";
 import { nodeIP as hostAddress } from "../../support/wasmlet.ts";
-import {
-  applyJson,
-  type PodTestBed,
-  phaseIs,
-  startPodTestBed,
-  waitForPod,
-} from "./support.ts";
+import { applyJson, type PodTestBed, phaseIs, startPodTestBed, waitForPod } from "./support.ts";
 
 const block = randomInt(150, 250);
 const cidr = `127.${block}.0.0/24`;
@@ -65,8 +60,132 @@ test("two replicas on one node both serve port 8080, each at its own pod IP", as
   for (const ip of ips) assert.match(wide, new RegExp(`\\b${ip.replaceAll(".", "\\.")}\\b`));
 });
 
-test("a port the guest cannot bind ends the container with StartError naming it", async () => {
-  // Two containers of one pod asking for one port are refused at admission instead.
+test("httpGet readiness, grpc liveness and tcpSocket startup probes run against a Go web server", async () => {
+  await applyJson(bed.namespace, {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name: "probed" },
+    spec: {
+      runtimeClassName: bed.runtimeClass,
+      containers: [
+        {
+          name: "web",
+          image: await bed.image("http-go"),
+          ports: [{ name: "http", containerPort: 8080 }],
+          startupProbe: { tcpSocket: { port: "http" }, periodSeconds: 1 },
+          readinessProbe: { httpGet: { path: "/healthz", port: "http" }, periodSeconds: 1 },
+          livenessProbe: { grpc: { port: 8080 }, periodSeconds: 1, failureThreshold: 3 },
+        },
+      ],
+    },
+  });
+  const ready = (pod: V1Pod) =>
+    pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+  const pod = await waitForPod(bed.namespace, "probed", "Ready", ready);
+  const ip = pod.status!.podIP!;
+  assert.equal((await get(`http://${ip}:8080/healthz`)).status, 200);
+  // Unhealthy: readiness drops at once, liveness (NOT_SERVING) restarts the container.
+  await fetch(`http://${ip}:8080/fail`, { method: "POST" });
+  await waitForPod(
+    bed.namespace,
+    "probed",
+    "restarted by its liveness probe",
+    (p) => (p.status?.containerStatuses?.[0]?.restartCount ?? 0) >= 1,
+  );
+  const events = await kubectlOk([
+    "-n",
+    bed.namespace,
+    "get",
+    "events",
+    "--field-selector",
+    "involvedObject.name=probed",
+    "-o",
+    'jsonpath={range .items[*]}{.reason}: {.message}{"\\n"}{end}',
+  ]);
+  assert.match(events, /Unhealthy: Readiness probe failed: HTTP probe failed with statuscode: 500/);
+  assert.match(
+    events,
+    /Unhealthy: Liveness probe failed: service unhealthy \(responded with "NOT_SERVING"\)/,
+  );
+  assert.match(events, /Killing: Container web failed liveness probe, will be restarted/);
+  // The new instance is healthy again.
+  await waitForPod(bed.namespace, "probed", "Ready again", ready);
+});
+
+test("guests connect out: one pod fetches a page from another by its pod IP", async () => {
+  await applyJson(bed.namespace, webPod("upstream", await bed.image("http-go"), bed.runtimeClass));
+  const upstream = await waitForPod(bed.namespace, "upstream", "Running", phaseIs("Running"));
+  const url = `http://${upstream.status!.podIP}:8080/`;
+  await applyJson(bed.namespace, {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name: "client" },
+    spec: {
+      runtimeClassName: bed.runtimeClass,
+      restartPolicy: "Never",
+      containers: [{ name: "fetch", image: await bed.image("fetch-go"), args: [url] }],
+    },
+  });
+  await waitForPod(bed.namespace, "client", "Succeeded", phaseIs("Succeeded"));
+  const logs = await kubectlOk(["-n", bed.namespace, "logs", "client"]);
+  assert.match(logs, /^HTTP\/1\.1 200 OK\n[\s\S]*hello from upstream/);
+  // A server pod's own outbound call, made while it serves a request.
+  const web = await waitForPod(bed.namespace, "web-1", "Running", phaseIs("Running"));
+  const relayed = await get(
+    `http://${upstream.status!.podIP}:8080/fetch?url=http://${web.status!.podIP}:8080/`,
+  );
+  assert.equal(relayed.status, 200);
+  assert.match(relayed.body, /hello from c/);
+});
+
+test("kubectl port-forward reaches a pod's port through the API server", async () => {
+  await waitForPod(bed.namespace, "upstream", "Running", phaseIs("Running"));
+  const local = randomInt(40_000, 50_000);
+  const forward = spawn(
+    process.env.KUBECTL ?? "kubectl",
+    [
+      "--kubeconfig",
+      testCluster().kubeconfig,
+      "-n",
+      bed.namespace,
+      "port-forward",
+      "--address",
+      "127.0.0.1",
+      "pod/upstream",
+      `${local}:8080`,
+    ],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let printed = "";
+  forward.stdout.on("data", (chunk: Buffer) => {
+    printed += chunk.toString();
+  });
+  forward.stderr.on("data", (chunk: Buffer) => {
+    printed += chunk.toString();
+  });
+  try {
+    await eventually(
+      async () => (printed.includes("Forwarding from") ? true : undefined),
+      "kubectl port-forward to listen",
+      20_000,
+    );
+    assert.equal((await get(`http://127.0.0.1:${local}/`)).body, "hello from upstream\n");
+    // Several connections at once, and a body bigger than the SPDY window.
+    const bodies = await Promise.all(
+      [1, 2, 3].map(
+        async (i) => (await get(`http://127.0.0.1:${local}/echo?n=${i * 300_000}`)).body,
+      ),
+    );
+    assert.deepEqual(
+      bodies.map((b) => b.length),
+      [300_000, 600_000, 900_000],
+    );
+  } finally {
+    forward.kill();
+  }
+});
+
+test("two containers of one pod asking for one port are refused at admission", async () => {
   await applyJson(bed.namespace, {
     apiVersion: "v1",
     kind: "Pod",
@@ -121,7 +240,12 @@ test("a Service's EndpointSlice, written by the controller-manager, lists the po
   try {
     await applyJson(
       nodeBed.namespace,
-      webPod("web", await nodeBed.image("c-server"), nodeBed.runtimeClass, randomInt(30_000, 40_000)),
+      webPod(
+        "web",
+        await nodeBed.image("c-server"),
+        nodeBed.runtimeClass,
+        randomInt(30_000, 40_000),
+      ),
     );
     await applyJson(nodeBed.namespace, {
       apiVersion: "v1",

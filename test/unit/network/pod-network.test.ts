@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { V1Pod } from "@kubernetes/client-node";
-import { parseCidr } from "../../../src/network/cidr.ts";
+import { parseCidr, parsePodCidr } from "../../../src/network/cidr.ts";
 import { ensureLocalRoute } from "../../../src/network/local-route.ts";
 import { PodNetwork } from "../../../src/network/pod-network.ts";
 
@@ -87,7 +87,7 @@ test("CIDRs are checked: prefix, host bits, family", () => {
     () => parseCidr("10.0.0.1/24"),
     /host bits set: the block starts at 10\.0\.0\.0\/24/,
   );
-  assert.throws(() => parseCidr("10.0.0.0/31"), /at most \/30/);
+  assert.throws(() => parsePodCidr("10.0.0.0/30"), /too small for pods/);
   assert.throws(() => parseCidr("fd00::/64"), /not an IPv4 CIDR/);
   assert.equal(parseCidr("10.244.1.0/24").size, 256);
 });

@@ -194,5 +194,10 @@ test("command/args against the image's entrypoint/cmd", () => {
   assert.equal(run({}).workingDir, "/srv");
   assert.equal(run({ workingDir: "/data" }).workingDir, "/data");
   assert.deepEqual(commandLine({ name: "bare" }, {}, env), { args: ["bare"], workingDir: "/" });
-  assert.deepEqual(runEnvironment(image, env), { PATH: "/bin", MODE: "pod", NAME: "world" });
+  assert.deepEqual(runEnvironment(image, env, "web-1"), {
+    HOSTNAME: "web-1",
+    PATH: "/bin",
+    MODE: "pod",
+    NAME: "world",
+  });
 });

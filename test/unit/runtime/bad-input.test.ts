@@ -56,13 +56,13 @@ test("a module without _start, without memory, or with imports wasmlet lacks nam
   const foreign = new ModuleBuilder();
   foreign.importFunction("env", "js_log", ["i32"], []);
   foreign.importFunction("wasi_unstable", "fd_write", ["i32", "i32", "i32", "i32"], ["i32"]);
-  foreign.importFunction(WASI_MODULE, "sock_open", ["i32"], ["i32"]);
+  foreign.importFunction(WASI_MODULE, "sock_bind_v2", ["i32", "i32", "i32"], ["i32"]);
   foreign.importFunction(WASI_MODULE, "fd_write", ["i32", "i32", "i32", "i32"], ["i32"]);
   foreign.memory(1);
   foreign.exportFunction("_start", foreign.function("_start", [], [], []));
   assert.equal(
     await startError(foreign.bytes()),
-    "the module imports what wasmlet does not provide: env.js_log, wasi_unstable.fd_write, wasi_snapshot_preview1.sock_open (wasmlet provides wasi_snapshot_preview1 only; build for wasm32-wasip1)",
+    "the module imports what wasmlet does not provide: env.js_log, wasi_unstable.fd_write, wasi_snapshot_preview1.sock_bind_v2 (wasmlet provides wasi_snapshot_preview1 only; build for wasm32-wasip1)",
   );
 });
 

@@ -7,23 +7,21 @@ import {
   SUPPORTED_IMPORTS,
 } from "../../../src/runtime/index.ts";
 import { WASI_FUNCTIONS } from "../../../src/runtime/wasi-abi.ts";
+import { SOCKET_EXTENSION_FUNCTIONS } from "../../../src/runtime/wasmedge-sockets.ts";
 import { memoryLimits } from "../../../src/wasm/binary.ts";
 import { guest, guestBytes } from "./helpers.ts";
 
-test("SUPPORTED_IMPORTS lists all 46 preview1 functions, and node:wasi has no other", async () => {
+test("SUPPORTED_IMPORTS lists the 46 preview1 functions (node:wasi's) and the WasmEdge socket extension's 11", async () => {
   const names = SUPPORTED_IMPORTS.wasi_snapshot_preview1!;
-  assert.equal(names.length, 46);
-  assert.ok(
-    names.includes("sock_accept") && names.includes("poll_oneoff") && names.includes("proc_exit"),
-  );
+  assert.equal(names.length, 46 + 11);
   const { WASI } = await import("node:wasi");
   const node = Object.keys(new WASI({ version: "preview1" }).wasiImport).sort();
-  assert.deepEqual([...names].sort(), node);
   assert.deepEqual(Object.keys(WASI_FUNCTIONS).sort(), node);
+  assert.deepEqual([...names].sort(), [...node, ...SOCKET_EXTENSION_FUNCTIONS].sort());
 });
 
 test("real guests need nothing the runtime lacks; checkModule accepts them", async () => {
-  for (const name of ["hello", "fsprobe", "hello-go"] as const) {
+  for (const name of ["hello", "fsprobe", "hello-go", "http-go", "fetch-go", "c-server"] as const) {
     const module = await guest(name);
     assert.deepEqual(missingImports(module), []);
     checkModule(module, "_start");

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { connect, createServer, type Socket } from "node:net";
 import { after, before, test } from "node:test";
 import { Runtime } from "../../../src/runtime/index.ts";
-import { collector, guest, spec, tempDir, until } from "./helpers.ts";
+import { collector, guest, logText, spec, tempDir, until } from "./helpers.ts";
 
 const dir = tempDir();
 const runtime = new Runtime({ workers: 1 });
@@ -33,8 +33,10 @@ function exchange(port: number, request: string): Promise<string> {
   });
 }
 
+const outbound = { podLoopback: ["127.0.0.0/8"], hostAddresses: [], wasmletPorts: [] };
+
 function network(port: number, maxConnections = 100) {
-  return { listen: [{ name: "http", host: "127.0.0.1", port }], maxConnections };
+  return { listen: [{ name: "http", host: "127.0.0.1", port }], maxConnections, outbound };
 }
 
 test("a C guest serves its pre-opened listener with accept, recv and send", async () => {
@@ -201,4 +203,64 @@ test("a client that never reads holds the guest's send back instead of filling w
   await until(() => received >= 8 * 1024 * 1024);
   client.destroy();
   await server.stop(1000);
+});
+
+test("Go: net/http serves the pre-opened listener, and a Go guest fetches from it through the socket extension", async () => {
+  const port = await freePort();
+  const out = collector();
+  const server = runtime.run(
+    spec(dir.path, {
+      module: await guest("http-go"),
+      args: ["http-go"],
+      env: { POD_NAME: "web-1" },
+      network: network(port),
+    }),
+  );
+  server.onOutput(out.onOutput);
+  await until(() => out.text().includes("listening on http"), 20_000);
+  const hello = await fetch(`http://127.0.0.1:${port}/`);
+  assert.equal(await hello.text(), "hello from web-1\n");
+  const body = Buffer.alloc(3 * 1024 * 1024, 9);
+  const echo = await fetch(`http://127.0.0.1:${port}/echo`, { method: "POST", body });
+  assert.ok(Buffer.from(await echo.arrayBuffer()).equals(body));
+
+  const fetched = collector();
+  const client = runtime.run(
+    spec(dir.path, {
+      module: await guest("fetch-go"),
+      args: ["fetch-go", `http://localhost:${port}/`],
+      network: { listen: [], maxConnections: 10, outbound },
+    }),
+  );
+  client.onOutput(fetched.onOutput);
+  const status = await client.exited;
+  assert.equal(status.reason, "Completed", fetched.text());
+  assert.match(fetched.text(), /HTTP\/1\.1 200 OK[\s\S]*hello from web-1/);
+  await server.stop(1000);
+});
+
+test("the outbound policy refuses this host's own services; without a network there are no sockets", async () => {
+  const port = await freePort();
+  const refused = runtime.run(
+    spec(dir.path, {
+      module: await guest("fetch-go"),
+      args: ["fetch-go", `http://127.0.0.1:${port}/`],
+      network: {
+        listen: [],
+        maxConnections: 10,
+        outbound: { podLoopback: ["127.99.0.0/16"], hostAddresses: [], wasmletPorts: [] },
+      },
+    }),
+  );
+  assert.equal((await refused.exited).exitCode, 1);
+  assert.match(logText(refused.spec.logPath, "stderr").join("\n"), /permission denied/i);
+
+  const offline = runtime.run(
+    spec(dir.path, {
+      module: await guest("fetch-go"),
+      args: ["fetch-go", `http://127.0.0.1:${port}/`],
+    }),
+  );
+  assert.equal((await offline.exited).exitCode, 1);
+  assert.match(logText(offline.spec.logPath, "stderr").join("\n"), /not supported/i);
 });

@@ -1,0 +1,3 @@
+module wasmlet.test/wasinet
+
+go 1.24
