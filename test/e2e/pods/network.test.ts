@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { randomInt } from "node:crypto";
+import { readdirSync } from "node:fs";
 import { after, before, test } from "node:test";
 import type { V1Pod } from "@kubernetes/client-node";
 import { eventually, kubectlOk, testCluster } from "../../support/cluster.ts";
@@ -284,4 +285,63 @@ test("a Service's EndpointSlice, written by the controller-manager, lists the po
   } finally {
     await nodeBed.cleanup();
   }
+});
+
+test("no descriptor is left behind: 200 pods that served traffic, deleted", async () => {
+  const pid = bed.wasmlet.pid!;
+  const descriptors = () => readdirSync(`/proc/${pid}/fd`).length;
+  const image = await bed.image("c-server");
+  const names = Array.from({ length: 200 }, (_, i) => `churn-${i}`);
+  // A first, smaller round brings every lazily made part of wasmlet into being.
+  const round = async (batch: string[]) => {
+    await kubectlOk(["-n", bed.namespace, "apply", "-f", "-"], {
+      input: JSON.stringify({
+        apiVersion: "v1",
+        kind: "List",
+        items: batch.map((name) => ({
+          ...(webPod(name, image, bed.runtimeClass) as object),
+          metadata: { name, labels: { app: "churn" } },
+        })),
+      }),
+      timeoutMs: 120_000,
+    });
+    const ips = await eventually(
+      async () => {
+        const out = await kubectlOk([
+          "-n",
+          bed.namespace,
+          "get",
+          "pods",
+          "-l",
+          "app=churn",
+          "-o",
+          "json",
+        ]);
+        const pods = JSON.parse(out).items as V1Pod[];
+        const running = pods.filter((p) => p.status?.phase === "Running");
+        return running.length === batch.length ? running.map((p) => p.status!.podIP!) : undefined;
+      },
+      `${batch.length} churn pods Running`,
+      180_000,
+    );
+    for (const ip of ips) assert.match((await get(`http://${ip}:8080/`)).body, /hello from c/);
+    await kubectlOk(
+      ["-n", bed.namespace, "delete", "pods", "-l", "app=churn", "--grace-period=0", "--wait=true"],
+      {
+        timeoutMs: 180_000,
+      },
+    );
+  };
+  await round(names.slice(0, 10));
+  const before = descriptors();
+  await round(names);
+  const after = await eventually(
+    async () => {
+      const n = descriptors();
+      return n <= before + 2 ? n : undefined;
+    },
+    `wasmlet's descriptors to return to ${before}`,
+    30_000,
+  ).catch(() => descriptors());
+  assert.ok(after <= before + 2, `descriptors: ${before} before, ${after} after 200 pods`);
 });

@@ -4,6 +4,7 @@
 // manifests are the registry and a RuntimeClass that pins the pods to this file's own node (other
 // test files run wasmlet nodes at the same time).
 import assert from "node:assert/strict";
+import { randomInt } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -24,9 +25,15 @@ let env: NodeJS.ProcessEnv;
 
 before(async () => {
   namespace = await createNamespace("ship-examples");
+  // Pods get loopback addresses of their own, as in `wasmlet dev`: replicas can share a port.
   node = await Wasmlet.start({
     nodeIP: "127.0.0.1",
-    args: ["--allow-self-signed", "--no-tls-bootstrap"],
+    args: [
+      "--allow-self-signed",
+      "--no-tls-bootstrap",
+      "--pod-network=pod-cidr",
+      `--pod-cidr=127.${randomInt(100, 150)}.0.0/24`,
+    ],
   });
   await waitForReady(node.nodeName);
   runtimeClass = `wasm-${namespace.name}`;
@@ -167,5 +174,40 @@ describe("examples/", () => {
     );
     const logs = await logsOf("job/primes", /primes below/);
     assert.match(logs, /^348513 primes below 5000000$/m);
+  });
+
+  it("web-server: two replicas serve port 8080, each at its own pod IP, Ready by their httpGet probe", async () => {
+    await build("web-server");
+    await apply("examples/web-server/web-server.yaml");
+    const pods = await eventually(
+      async () => {
+        const list = JSON.parse(
+          await kubectlOk([
+            "-n",
+            namespace.name,
+            "get",
+            "pods",
+            "-l",
+            "app=web-server",
+            "-o",
+            "json",
+          ]),
+        ).items as {
+          metadata: { name: string };
+          status?: { podIP?: string; conditions?: { type: string; status: string }[] };
+        }[];
+        const ready = list.filter((p) =>
+          p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
+        );
+        return ready.length === 2 ? ready : undefined;
+      },
+      "2 web-server replicas to be Ready",
+      60_000,
+      250,
+    );
+    for (const pod of pods) {
+      const response = await fetch(`http://${pod.status!.podIP}:8080/`);
+      assert.equal(await response.text(), `Hello from ${pod.metadata.name}, a WebAssembly pod!\n`);
+    }
   });
 });
