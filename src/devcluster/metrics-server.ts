@@ -145,8 +145,10 @@ export interface MetricsServerOptions {
   address: string;
   /** Its HTTPS port (default: a free one). */
   port?: number;
-  /** Its serving certificate and log. */
+  /** Its serving certificate (and its log, unless `logFile`). */
   dir: string;
+  /** Where its output goes (default `<dir>/metrics-server.log`). */
+  logFile?: string;
   /** How often it scrapes the kubelets (at least 10s in this release). */
   metricResolution?: string;
   /** Namespace of its Service and EndpointSlice. */
@@ -154,6 +156,8 @@ export interface MetricsServerOptions {
   /** Scrape only the nodes with these labels (`key=value,…`); all nodes when absent. */
   nodeSelector?: string;
   readyTimeoutMs?: number;
+  /** Stops a start in progress (the process, then what it was granted): start() then throws. */
+  signal?: AbortSignal;
   onProgress?: (line: string) => void;
 }
 
@@ -266,6 +270,7 @@ export class MetricsServer {
 
   static async start(options: MetricsServerOptions): Promise<MetricsServer> {
     const progress = options.onProgress ?? (() => {});
+    options.signal?.throwIfAborted();
     const port = options.port ?? (await freePort(options.address));
     const { cluster } = options;
     const objects = clusterObjects(options, port);
@@ -308,9 +313,12 @@ export class MetricsServer {
       name: NAME,
       command: options.binary,
       args,
-      logFile: join(options.dir, "metrics-server.log"),
+      logFile: options.logFile ?? join(options.dir, "metrics-server.log"),
     });
     const server = new MetricsServer(url, child, cluster, objects);
+    // An abort ends the process, which ends the waits below.
+    const onAbort = () => void child.stop(5000);
+    options.signal?.addEventListener("abort", onAbort, { once: true });
     try {
       const timeout = options.readyTimeoutMs ?? 60_000;
       await child.waitUntil(
@@ -342,11 +350,14 @@ export class MetricsServer {
             { cause: error },
           );
         });
+      options.signal?.throwIfAborted();
       progress("metrics-server is available");
       return server;
     } catch (error) {
       await server.stop();
-      throw error;
+      throw options.signal?.aborted ? options.signal.reason : error;
+    } finally {
+      options.signal?.removeEventListener("abort", onAbort);
     }
   }
 

@@ -22,7 +22,7 @@ import { formatPod, goDuration, messageOf } from "./format.ts";
 import { InstanceRegistry } from "./instance-registry.ts";
 import type { LifecycleDeps } from "./lifecycle-deps.ts";
 import { containerLogPath, newInstanceLog, podLogDir } from "./log-layout.ts";
-import { LIFECYCLE_HTTP_FALLBACK, runHttpHook, tcpSocketHookMessage } from "./net-hooks.ts";
+import { runHttpHook, tcpSocketHookMessage } from "./net-hooks.ts";
 import { runNetworkProbe } from "./net-probe.ts";
 import {
   type ContainerRecord,
@@ -33,7 +33,7 @@ import {
   type TerminatedState,
 } from "./pod-record.ts";
 import type { EnsuredImage, PodRef, RunHandle, RunSpec } from "./ports.ts";
-import { ContainerProber, PROBE_WARNING, runnableProbes } from "./prober.ts";
+import { ContainerProber, runnableProbes } from "./prober.ts";
 import { ConditionReason, ContainerReason, EventReason, EventType, PodReason } from "./reasons.ts";
 import { serviceEnv } from "./service-env.ts";
 import { STATES, TRANSITIONS } from "./states/index.ts";
@@ -745,7 +745,8 @@ export class PodLifecycle implements StateContext {
           if (current()) this.event(EventType.Warning, EventReason.Unhealthy, message, container);
         },
         warning: (message) => {
-          if (current()) this.event(EventType.Warning, PROBE_WARNING, message, container);
+          if (current())
+            this.event(EventType.Warning, EventReason.ProbeWarning, message, container);
         },
         kill: (kind) => {
           if (!current()) return;
@@ -888,7 +889,8 @@ export class PodLifecycle implements StateContext {
         pod: this.ref,
         podIP: this.#podIP(),
         signal: timeoutMs === undefined ? this.signal : AbortSignal.timeout(timeoutMs),
-        fellBack: (message) => this.event(EventType.Warning, LIFECYCLE_HTTP_FALLBACK, message),
+        fellBack: (message) =>
+          this.event(EventType.Warning, EventReason.LifecycleHTTPFallback, message),
       });
     }
     if (hook.tcpSocket) return tcpSocketHookMessage(hook.tcpSocket);

@@ -9,9 +9,6 @@ import { formatPod, messageOf } from "./format.ts";
 import { type HttpGetOptions, type HttpGetRequest, httpGet, httpGetRequest } from "./http-get.ts";
 import type { PodRef } from "./ports.ts";
 
-/** The kubelet's event reason (on the pod) for an HTTPS hook answered over HTTP. */
-export const LIFECYCLE_HTTP_FALLBACK = "LifecycleHTTPFallback";
-
 export interface HttpHookContext {
   container: V1Container;
   pod: PodRef;

@@ -15,8 +15,6 @@ export type ProbeKind = "startup" | "liveness" | "readiness";
 
 /** The kubelet keeps this much of a probe's output for its event. */
 export const MAX_PROBE_OUTPUT_BYTES = 10 * 1024;
-/** The kubelet's event reason for a probe that passed with a warning (not in reasons.ts yet). */
-export const PROBE_WARNING = "ProbeWarning";
 /** How often the kubelet tries a probe that could not be carried out before it gives up on it. */
 const MAX_PROBE_ATTEMPTS = 3;
 

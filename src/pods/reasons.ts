@@ -46,6 +46,10 @@ export const EventReason = {
   DeadlineExceeded: "DeadlineExceeded",
   FailedPreStopHook: "FailedPreStopHook",
   FailedPostStartHook: "FailedPostStartHook",
+  /** A probe passed with a warning (an httpGet probe's redirect it does not follow). */
+  ProbeWarning: "ProbeWarning",
+  /** An HTTPS hook retried over plain HTTP. */
+  LifecycleHTTPFallback: "LifecycleHTTPFallback",
   /** wasmlet's own: a probe or hook kind the node cannot carry out (see docs in admission.ts). */
   ProbeNotSupported: "ProbeNotSupported",
   HookNotSupported: "HookNotSupported",

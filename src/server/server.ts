@@ -192,6 +192,8 @@ export class KubeletServer {
           "kubelet API request refused",
         );
       if (failure.status === 401) reply.header("www-authenticate", 'Bearer realm="wasmlet"');
+      // A refused upgrade's socket is closed after the answer: a client must not reuse it.
+      if (request.headers.upgrade) reply.header("connection", "close");
       return reply.code(failure.status).type("text/plain; charset=utf-8").send(failure.message);
     });
     app.setNotFoundHandler((_request, reply) =>

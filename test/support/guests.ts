@@ -25,7 +25,8 @@ export type GuestName =
   | "fsprobe"
   | "watcher"
   | "toolbox"
-  | "c-server";
+  | "c-server"
+  | "hostile";
 
 function cacheDir(): string {
   const base = process.env.XDG_CACHE_HOME || join(homedir(), ".cache");

@@ -50,6 +50,8 @@ test("event reasons are the kubelet's (plus two of wasmlet's own)", () => {
     DeadlineExceeded: "DeadlineExceeded",
     FailedPreStopHook: "FailedPreStopHook",
     FailedPostStartHook: "FailedPostStartHook",
+    ProbeWarning: "ProbeWarning",
+    LifecycleHTTPFallback: "LifecycleHTTPFallback",
     ProbeNotSupported: "ProbeNotSupported",
     HookNotSupported: "HookNotSupported",
   });
