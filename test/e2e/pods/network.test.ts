@@ -139,6 +139,28 @@ test("guests connect out: one pod fetches a page from another by its pod IP", as
   assert.match(relayed.body, /hello from c/);
 });
 
+test("a guest cannot reach wasmlet's own kubelet port or the host's loopback services", async () => {
+  const targets = {
+    kubelet: `https://127.0.0.1:${bed.wasmlet.port}/pods`,
+    "api-server": `${testCluster().apiServerUrl}/version`,
+  };
+  for (const [name, url] of Object.entries(targets)) {
+    await applyJson(bed.namespace, {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: `sneaky-${name}` },
+      spec: {
+        runtimeClassName: bed.runtimeClass,
+        restartPolicy: "Never",
+        containers: [{ name: "fetch", image: await bed.image("fetch-go"), args: [url] }],
+      },
+    });
+    await waitForPod(bed.namespace, `sneaky-${name}`, "Failed", phaseIs("Failed"));
+    const logs = await kubectlOk(["-n", bed.namespace, "logs", `sneaky-${name}`]);
+    assert.match(logs, /sock_connect: Permission denied/i, `${name}: ${logs}`);
+  }
+});
+
 test("kubectl port-forward reaches a pod's port through the API server", async () => {
   await waitForPod(bed.namespace, "upstream", "Running", phaseIs("Running"));
   const local = randomInt(40_000, 50_000);
