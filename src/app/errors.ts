@@ -8,6 +8,14 @@ export const appError = defineErrors({
     description: "The data directory cannot be created or written.",
     hint: "choose another --data-dir or fix its permissions",
   },
+  WASMLET_ERR_BOOTSTRAP: {
+    description:
+      "TLS bootstrapping cannot start: --bootstrap-kubeconfig without --kubeconfig (where the node's own kubeconfig is written), or a bootstrap kubeconfig without a cluster.",
+  },
+  WASMLET_ERR_SERVICES_UNREAD: {
+    description:
+      "A container's service environment variables cannot be made yet: the cluster's Services have not been listed once. The container waits with CreateContainerConfigError and is started again.",
+  },
   WASMLET_ERR_POD_CIDR: {
     description:
       "The pod-cidr network mode has no pod CIDR: neither --pod-cidr nor the Node's spec.podCIDR gives one.",

@@ -3,13 +3,14 @@
 import type { Logger } from "pino";
 import { App, type ComponentFactory } from "../app/app.ts";
 import { createLogger } from "../app/logger.ts";
+import { bootstrapNodeCredentials, clientCertificateRotation } from "../app/node-credentials.ts";
 import { workloads } from "../app/workloads.ts";
 import { helpText, loadConfig } from "../config/load.ts";
 import { describeError, type WasmletError } from "../errors.ts";
 import { enableEagerCompile } from "../wasm/eager-compile.ts";
 
 /** Parts that run workloads, started after the node registers. */
-const components: ComponentFactory[] = [workloads()];
+const components: ComponentFactory[] = [clientCertificateRotation(), workloads()];
 
 export async function main(argv: string[]): Promise<number> {
   const loaded = loadConfig({ argv });
@@ -25,6 +26,7 @@ export async function main(argv: string[]): Promise<number> {
     "starting wasmlet",
   );
 
+  await bootstrapNodeCredentials(config, logger);
   const app = new App(config, { logger, components });
   let signals = 0;
   let resolveExit!: (code: number) => void;

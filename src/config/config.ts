@@ -33,6 +33,8 @@ export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace";
 export interface Config {
   /** Kubeconfig file; undefined means in-cluster (service account) credentials. */
   kubeconfig: string | undefined;
+  /** Credentials to request the node's client certificate with (TLS bootstrapping). */
+  bootstrapKubeconfig: string | undefined;
   /** Timeout of one API request (watches excepted). */
   apiRequestTimeoutMs: number;
   nodeName: string;
@@ -113,6 +115,8 @@ export interface OptionSpec<K extends keyof Config = keyof Config> {
   repeatable?: boolean;
   /** The value is a file that must exist; relative paths in a config file are relative to it. */
   file?: boolean;
+  /** The value is a file wasmlet may create; relative paths as for `file`. */
+  path?: boolean;
   /** The value is a directory; relative paths in a config file are relative to it. */
   directory?: boolean;
   group: string;
@@ -163,10 +167,19 @@ export const OPTIONS: readonly OptionSpec[] = [
     group: "API server",
     placeholder: "PATH",
     description:
-      "kubeconfig with the API server and wasmlet's credentials; without it, in-cluster service-account credentials",
+      "kubeconfig with the API server and wasmlet's credentials; without it, in-cluster service-account credentials. With --bootstrap-kubeconfig, wasmlet writes it",
     parse: path,
     default: undefined,
     defaultText: "in-cluster",
+    path: true,
+  }),
+  option("bootstrapKubeconfig", {
+    group: "API server",
+    placeholder: "PATH",
+    description:
+      "TLS bootstrapping: credentials (a bootstrap token) to request the node's client certificate (system:node:NAME) with when --kubeconfig has none; wasmlet then writes --kubeconfig and renews the certificate before it expires",
+    parse: path,
+    default: undefined,
     file: true,
   }),
   option("apiRequestTimeoutMs", {

@@ -159,7 +159,7 @@ function parseFromSource(spec: OptionSpec, source: Source, cwd: string): unknown
     let value: unknown;
     if (source.kind === "flag") value = mergeRepeated(source.values.map((raw) => spec.parse(raw)));
     else value = spec.parse(source.value);
-    if ((spec.file || spec.directory) && typeof value === "string") {
+    if ((spec.file || spec.path || spec.directory) && typeof value === "string") {
       const base = source.kind === "file" ? dirname(resolve(cwd, source.file)) : cwd;
       value = isAbsolute(value) ? value : resolve(base, value);
       if (spec.file && !existsSync(value as string))
@@ -175,6 +175,10 @@ function parseFromSource(spec: OptionSpec, source: Source, cwd: string): unknown
 }
 
 function checkCombinations(config: Config): void {
+  if (config.kubeconfig && !config.bootstrapKubeconfig && !existsSync(config.kubeconfig))
+    invalid(`invalid --kubeconfig: ${config.kubeconfig} does not exist`);
+  if (config.bootstrapKubeconfig && !config.kubeconfig)
+    invalid("--bootstrap-kubeconfig needs --kubeconfig: the path where wasmlet writes the node's kubeconfig");
   if ((config.tlsCertFile === undefined) !== (config.tlsPrivateKeyFile === undefined)) {
     invalid("--tls-cert-file and --tls-private-key-file go together: give both or neither");
   }

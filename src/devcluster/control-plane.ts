@@ -8,6 +8,7 @@ import type { ControlPlaneBinaries } from "./binaries.ts";
 import { httpsGet } from "./https-probe.ts";
 import { writeKubeconfig } from "./kubeconfig.ts";
 import { ManagedProcess } from "./managed-process.ts";
+import { prepareNodeBootstrap } from "./node-bootstrap.ts";
 import { type ClusterPki, generateClusterPki } from "./pki.ts";
 import { assertPortFree, freePort } from "./ports.ts";
 
@@ -32,6 +33,8 @@ export class ControlPlane {
   readonly apiServerUrl: string;
   /** Admin (system:masters) kubeconfig. */
   readonly kubeconfig: string;
+  /** Bootstrap-token kubeconfig nodes join with (TLS bootstrapping); set once started. */
+  bootstrapKubeconfig = "";
   #processes: ManagedProcess[] = [];
   #ownsDir: boolean;
   #stopped = false;
@@ -106,6 +109,9 @@ export class ControlPlane {
         `--service-account-signing-key-file=${pki.serviceAccountKey}`,
         "--service-cluster-ip-range=10.0.0.0/24",
         "--authorization-mode=Node,RBAC",
+        // Nodes join with a bootstrap token and run as system:node:<name> (node-bootstrap.ts).
+        "--enable-bootstrap-token-auth=true",
+        "--enable-admission-plugins=NodeRestriction",
         `--kubelet-client-certificate=${pki.kubeletClientCert}`,
         `--kubelet-client-key=${pki.kubeletClientKey}`,
         "--kubelet-preferred-address-types=InternalIP,Hostname",
@@ -182,6 +188,12 @@ export class ControlPlane {
         cm.waitUntil(healthy(cmPort), timeout),
         scheduler.waitUntil(healthy(schedPort), timeout),
       ]);
+      plane.bootstrapKubeconfig = await prepareNodeBootstrap({
+        server: apiServerUrl,
+        admin,
+        dir,
+        caFile: pki.caCert,
+      });
       progress(`control plane ready at ${apiServerUrl}`);
       return plane;
     } catch (error) {

@@ -19,6 +19,10 @@ export const devclusterError = defineErrors({
   WASMLET_ERR_COMPONENT_NOT_READY: {
     description: "A control-plane component or the registry did not become ready in time.",
   },
+  WASMLET_ERR_NODE_BOOTSTRAP: {
+    description:
+      "The local cluster could not be set up for node TLS bootstrapping (bootstrap token, approval bindings).",
+  },
   WASMLET_ERR_COMPONENT_EXITED: {
     description: "A control-plane component or the registry exited on its own.",
   },

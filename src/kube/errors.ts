@@ -1,6 +1,11 @@
 import { defineErrors } from "../errors.ts";
 
 export const kubeError = defineErrors({
+  WASMLET_ERR_CSR_DENIED: {
+    description:
+      "A CertificateSigningRequest of the node (its kubelet-serving or client certificate) was denied, failed or deleted; wasmlet requests again later.",
+    hint: "see `kubectl describe csr` for who denied it and why",
+  },
   WASMLET_ERR_KUBECONFIG: {
     description: "The kubeconfig (or the in-cluster service-account files) cannot be loaded.",
   },

@@ -8,13 +8,12 @@
 // Listeners hear every new certificate, so the server swaps it in without a restart.
 import { chmod, mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { V1CertificateSigningRequest } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { Config } from "../config/config.ts";
 import { describeError } from "../errors.ts";
-import { apiError, isNotFound } from "../kube/api-error.ts";
 import { Backoff, sleep } from "../kube/backoff.ts";
 import type { KubeClient } from "../kube/client.ts";
+import { awaitCertificate, createCertificateRequest } from "../kube/csr.ts";
 import { serverError } from "./errors.ts";
 import {
   type CertificateInfo,
@@ -324,82 +323,47 @@ export class ServingCertificates {
     const kube = this.#options.kube as KubeClient;
     const identity = this.#options.identity;
     const keys = await generateKeys();
-    const csrPem = await createServingCsr(keys, identity);
-    const body: V1CertificateSigningRequest = {
-      apiVersion: "certificates.k8s.io/v1",
-      kind: "CertificateSigningRequest",
-      metadata: {
-        generateName: `csr-${identity.nodeName.slice(0, 200)}-`,
-        labels: { "node.kubernetes.io/wasmlet": "true" },
-      },
-      spec: {
-        request: Buffer.from(csrPem).toString("base64"),
-        signerName: KUBELET_SERVING_SIGNER,
-        usages: ["digital signature", "server auth"],
-        expirationSeconds: this.#options.csrExpirationSeconds,
-      },
-    };
-    let created: V1CertificateSigningRequest;
-    try {
-      created = await kube.certificates.createCertificateSigningRequest({ body });
-    } catch (error) {
-      throw apiError(error, "creating a kubelet-serving CertificateSigningRequest");
-    }
-    const name = created.metadata?.name as string;
+    const name = await createCertificateRequest(kube, {
+      csrPem: await createServingCsr(keys, identity),
+      generateName: `csr-${identity.nodeName.slice(0, 200)}-`,
+      signerName: KUBELET_SERVING_SIGNER,
+      usages: ["digital signature", "server auth"],
+      ...(this.#options.csrExpirationSeconds
+        ? { expirationSeconds: this.#options.csrExpirationSeconds }
+        : {}),
+    });
     this.pendingRequest = name;
     const approve = `kubectl certificate approve ${name}`;
     this.#log.warn(
       { csr: name, signer: KUBELET_SERVING_SIGNER, approve },
       `the kubelet API waits for its serving certificate; approve the request with: ${approve}`,
     );
-    const poll = this.#options.csrPollIntervalMs ?? 2_000;
     const reminder = this.#options.csrReminderIntervalMs ?? 60_000;
     let lastReminder = Date.now();
     const key = await privateKeyPem(keys);
     try {
-      while (!signal.aborted) {
-        let csr: V1CertificateSigningRequest;
-        try {
-          csr = await kube.certificates.readCertificateSigningRequest({ name });
-        } catch (error) {
-          if (isNotFound(error))
-            throw serverError(
-              "WASMLET_ERR_CSR_DENIED",
-              `the CertificateSigningRequest ${name} was deleted before it was issued`,
-            );
+      const cert = await awaitCertificate(kube, name, {
+        signal,
+        pollMs: this.#options.csrPollIntervalMs ?? 2_000,
+        onReadError: (error) =>
           this.#log.warn(
-            { csr: name, err: describeError(apiError(error, `reading CSR ${name}`)) },
+            { csr: name, err: describeError(error) },
             "cannot check the serving certificate request; retrying",
-          );
-          await sleep(poll, signal);
-          continue;
-        }
-        const refused = csr.status?.conditions?.find(
-          (c) => (c.type === "Denied" || c.type === "Failed") && c.status !== "False",
-        );
-        if (refused) {
-          throw serverError(
-            "WASMLET_ERR_CSR_DENIED",
-            `the CertificateSigningRequest ${name} was ${refused.type.toLowerCase()}${refused.reason ? ` (${refused.reason})` : ""}${refused.message ? `: ${refused.message}` : ""}`,
-          );
-        }
-        if (csr.status?.certificate) {
-          const cert = Buffer.from(csr.status.certificate, "base64").toString("utf8");
-          const pair = { cert, key };
-          const info = checkKeyPair(pair, `the certificate issued for ${name}`);
-          this.#log.info({ csr: name }, "serving certificate issued");
-          return { ...pair, info, source: "csr" };
-        }
-        if (Date.now() - lastReminder >= reminder) {
+          ),
+        onPending: () => {
+          if (Date.now() - lastReminder < reminder) return;
           lastReminder = Date.now();
           this.#log.warn(
             { csr: name, approve },
             `still waiting for approval of the serving certificate: ${approve}`,
           );
-        }
-        await sleep(poll, signal);
-      }
-      return undefined;
+        },
+      });
+      if (cert === undefined) return undefined;
+      const pair = { cert, key };
+      const info = checkKeyPair(pair, `the certificate issued for ${name}`);
+      this.#log.info({ csr: name }, "serving certificate issued");
+      return { ...pair, info, source: "csr" };
     } finally {
       this.pendingRequest = undefined;
     }

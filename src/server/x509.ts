@@ -59,6 +59,16 @@ export async function createServingCsr(
   return csr.toString("pem");
 }
 
+/** A PKCS #10 request for a client certificate of `system:node:<name>` in `system:nodes`. */
+export async function createClientCsr(keys: CryptoKeyPair, nodeName: string): Promise<string> {
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: [{ CN: [`system:node:${nodeName}`] }, { O: ["system:nodes"] }],
+    keys,
+    signingAlgorithm: ALGORITHM,
+  });
+  return csr.toString("pem");
+}
+
 export async function createSelfSigned(
   keys: CryptoKeyPair,
   identity: ServingIdentity,

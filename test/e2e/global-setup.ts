@@ -32,6 +32,7 @@ export async function globalSetup(): Promise<void> {
   ]);
   const info: TestCluster = {
     kubeconfig: plane.kubeconfig,
+    bootstrapKubeconfig: plane.bootstrapKubeconfig,
     apiServerUrl: plane.apiServerUrl,
     pkiDir: plane.pki.dir,
     caCertFile: plane.pki.caCert,

@@ -8,6 +8,8 @@ import { readFileSync } from "node:fs";
 export interface TestCluster {
   /** Admin kubeconfig (cluster-admin client certificate). */
   kubeconfig: string;
+  /** Bootstrap-token kubeconfig: nodes join with it and run as system:node:<name>. */
+  bootstrapKubeconfig: string;
   apiServerUrl: string;
   /** Directory holding the throw-away PKI: ca.crt/ca.key (cluster CA, also the client CA), and more. */
   pkiDir: string;

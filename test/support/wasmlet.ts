@@ -77,11 +77,20 @@ export class Wasmlet {
     const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), `wasmlet-${nodeName}-`)));
     const port = options.port ?? (await freePort());
     const healthzPort = await freePort();
+    // Like a real node: it joins with the bootstrap token and runs as system:node:<name>, which
+    // the Node authorizer and NodeRestriction confine. A test may give other credentials.
+    const credentials = options.kubeconfig
+      ? ["--kubeconfig", options.kubeconfig]
+      : [
+          "--kubeconfig",
+          join(dataDir, "kubeconfig"),
+          "--bootstrap-kubeconfig",
+          testCluster().bootstrapKubeconfig,
+        ];
     const args = [
       MAIN,
       "run",
-      "--kubeconfig",
-      options.kubeconfig ?? testCluster().kubeconfig,
+      ...credentials,
       "--node-name",
       nodeName,
       "--node-ip",

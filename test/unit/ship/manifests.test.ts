@@ -184,8 +184,15 @@ describe("examples/", () => {
     if (target) pushed.set(name, `localhost:5000/${target}`);
   }
 
-  it("there are the five examples the README lists", () => {
-    assert.deepEqual(examples, ["file-reader", "hello-c", "hello-go", "job", "ticker"]);
+  it("there are the six examples the README lists", () => {
+    assert.deepEqual(examples, [
+      "file-reader",
+      "hello-c",
+      "hello-go",
+      "job",
+      "ticker",
+      "web-server",
+    ]);
   });
 
   for (const name of examples) {
