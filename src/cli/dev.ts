@@ -1,6 +1,7 @@
 // `wasmlet dev`: a local wasm cluster in one command — a real control plane (src/devcluster/), a
-// local OCI registry, N wasmlet nodes and a demo pod — then the commands to try next. Ctrl-C tears
-// it all down; `--detach` leaves it running in the background until `wasmlet dev stop`.
+// local OCI registry, N wasmlet nodes, metrics-server (for `kubectl top`) and a demo pod — then the
+// commands to try next. Ctrl-C tears it all down; `--detach` leaves it running in the background
+// until `wasmlet dev stop`.
 import { spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -8,25 +9,41 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
-import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
+import {
+  CoreV1Api,
+  KubeConfig,
+  type KubernetesObject,
+  KubernetesObjectApi,
+  PatchStrategy,
+} from "@kubernetes/client-node";
+import { hostDefaults } from "../config/host-defaults.ts";
 import { obtainControlPlaneBinaries } from "../devcluster/binaries.ts";
 import { kubernetesCacheDir } from "../devcluster/cache.ts";
 import { ControlPlane } from "../devcluster/control-plane.ts";
 import { demoModule } from "../devcluster/demo-module.ts";
 import { writeKubeconfig } from "../devcluster/kubeconfig.ts";
 import { ManagedProcess } from "../devcluster/managed-process.ts";
+import {
+  type ClusterObjects,
+  METRICS_SERVER_VERSION,
+  MetricsServer,
+  metricsServerCacheDir,
+  obtainMetricsServer,
+} from "../devcluster/metrics-server.ts";
 import { assertPortFree, freePort } from "../devcluster/ports.ts";
 import { LocalRegistry } from "../devcluster/registry.ts";
 import { KUBERNETES_VERSION } from "../devcluster/versions.ts";
-import { describeError } from "../errors.ts";
+import { describeError, isWasmletError, WasmletError } from "../errors.ts";
 import { pushWasmArtifact, RegistryClient } from "../images/index.ts";
+import { apiError, statusCode } from "../kube/api-error.ts";
 
 const HELP = `Usage: wasmlet dev [options]      start a local wasm cluster (Ctrl-C stops it)
        wasmlet dev stop [options] stop a cluster started with --detach
 
 Starts etcd, kube-apiserver, kube-scheduler and kube-controller-manager (Kubernetes ${KUBERNETES_VERSION},
 built once from the Go module proxy when they are not cached), a local OCI registry, wasmlet
-node(s) and a demo pod, then prints what to run next.
+node(s), metrics-server ${METRICS_SERVER_VERSION} (for \`kubectl top\`; built and cached the same way) and
+a demo pod, then prints what to run next.
 
 Options:
   --nodes N             wasm nodes to start, on 127.0.0.1, 127.0.0.2, … (default 1)
@@ -36,6 +53,7 @@ Options:
   --port PORT           the nodes' kubelet API port (default 10250; a free port on a node's
                         address when taken there)
   --no-demo             do not start the demo pod
+  --no-metrics-server   do not start metrics-server (\`kubectl top\` then has no Metrics API)
   --state-dir DIR       where the cluster keeps its data, logs and kubeconfig
                         (default $XDG_STATE_HOME/wasmlet/dev or ~/.local/state/wasmlet/dev)
   -h, --help            show this help`;
@@ -47,6 +65,7 @@ interface DevOptions {
   registryPort: number;
   port: number;
   demo: boolean;
+  metricsServer: boolean;
   stateDir: string;
 }
 
@@ -136,12 +155,145 @@ class Progress {
 class DevCluster {
   plane: ControlPlane | undefined;
   registry: LocalRegistry | undefined;
+  metricsServer: MetricsServer | undefined;
   readonly nodes: ManagedProcess[] = [];
 
   async stop(): Promise<void> {
+    // metrics-server first: it unregisters its APIService while the API server still answers.
+    await this.metricsServer?.stop();
     await Promise.allSettled(this.nodes.map((n) => n.stop(15_000)));
     await Promise.allSettled([this.plane?.stop(), this.registry?.stop()]);
   }
+}
+
+/** The cluster as its admin sees it, for what metrics-server needs created (server-side apply). */
+function clusterObjects(kc: KubeConfig): ClusterObjects {
+  const api = KubernetesObjectApi.makeApiClient(kc);
+  const what = (m: KubernetesObject) => `${m.kind} ${m.metadata?.name}`;
+  return {
+    async apply(manifest) {
+      await api
+        .patch(manifest, undefined, undefined, "wasmlet-dev", true, PatchStrategy.ServerSideApply)
+        .catch((error: unknown) => {
+          throw apiError(error, `applying ${what(manifest)}`);
+        });
+    },
+    async delete(manifest) {
+      await api.delete(manifest).catch((error: unknown) => {
+        if (statusCode(error) !== 404) throw apiError(error, `deleting ${what(manifest)}`);
+      });
+    },
+    async get(manifest) {
+      try {
+        return (await api.read(manifest)) as unknown as Record<string, unknown>;
+      } catch (error) {
+        if (statusCode(error) === 404) return undefined;
+        throw apiError(error, `reading ${what(manifest)}`);
+      }
+    },
+  };
+}
+
+/** How often (seconds) metrics-server scrapes the nodes: what upstream's manifest uses. */
+const METRIC_RESOLUTION_S = 15;
+
+/** `error`, with the hint that the cluster starts without metrics-server too. */
+function withSkipHint(error: unknown): unknown {
+  const skip = "`--no-metrics-server` starts the cluster without it";
+  if (isWasmletError(error)) {
+    const hint = error.hint ? `${error.hint}; ${skip}` : skip;
+    return new WasmletError(error.code, error.message, { hint, cause: error });
+  }
+  return error instanceof Error ? new Error(`${error.message} (${skip})`, { cause: error }) : error;
+}
+
+/**
+ * The metrics-server binary, or undefined (with a note) when it is not cached and there is no Go
+ * to build it with: it has no release binaries to download, and the cluster is useful without it.
+ */
+async function metricsServerBinary(progress: Progress): Promise<string | undefined> {
+  try {
+    return await progress.step(`metrics-server binary (${METRICS_SERVER_VERSION})`, async () => {
+      try {
+        const { binary } = await obtainMetricsServer({
+          onProgress: () => {
+            progress.note(
+              `not cached in ${metricsServerCacheDir()}: building it from the Go module proxy.`,
+            );
+            progress.note(
+              "A first build takes about 10 minutes on 2 cores (later starts take seconds).",
+            );
+          },
+        });
+        return binary;
+      } catch (error) {
+        throw isWasmletError(error, "WASMLET_ERR_TOOL_MISSING") ? error : withSkipHint(error);
+      }
+    });
+  } catch (error) {
+    if (!isWasmletError(error, "WASMLET_ERR_TOOL_MISSING") || process.env.WASMLET_METRICS_SERVER)
+      throw error;
+    progress.note(
+      `metrics-server is not cached in ${metricsServerCacheDir()} and there is no Go to build it with (${error.message}): going on without it, so \`kubectl top\` will say "Metrics API not available"`,
+    );
+    return undefined;
+  }
+}
+
+/**
+ * Starts metrics-server as the ServiceAccount kube-system/metrics-server (a token from the
+ * TokenRequest API, which the nodes check with a TokenReview), scraping every node's kubelet API
+ * at its InternalIP and the port in its status. The nodes serve self-signed certificates
+ * (`--allow-self-signed`): nothing can verify them, hence `--kubelet-insecure-tls`.
+ */
+async function startMetricsServer(
+  binary: string,
+  address: string,
+  stateDir: string,
+  plane: ControlPlane,
+  kc: KubeConfig,
+  cluster: DevCluster,
+  signal: AbortSignal,
+): Promise<void> {
+  const objects = clusterObjects(kc);
+  const [namespace, name] = ["kube-system", "metrics-server"];
+  await objects.apply({
+    apiVersion: "v1",
+    kind: "ServiceAccount",
+    metadata: { name, namespace },
+  });
+  const request = await kc
+    .makeApiClient(CoreV1Api)
+    .createNamespacedServiceAccountToken({
+      name,
+      namespace,
+      // A dev cluster's lifetime; the audiences default to the API server's.
+      body: { spec: { audiences: [], expirationSeconds: 365 * 86_400 } },
+    })
+    .catch((error: unknown) => {
+      throw apiError(error, `requesting a token for ServiceAccount ${namespace}/${name}`);
+    });
+  const token = request.status?.token;
+  if (!token)
+    throw new Error(`the TokenRequest for ServiceAccount ${namespace}/${name} holds no token`);
+  const user = `system:serviceaccount:${namespace}:${name}`;
+  const kubeconfig = await writeKubeconfig(join(stateDir, "cluster", "metrics-server.kubeconfig"), {
+    server: plane.apiServerUrl,
+    caFile: plane.pki.caCert,
+    user: { token },
+    userName: user,
+  });
+  cluster.metricsServer = await MetricsServer.start({
+    binary,
+    cluster: objects,
+    kubeconfig,
+    user,
+    address,
+    dir: join(stateDir, "cluster", "metrics-server"),
+    logFile: join(stateDir, "logs", "metrics-server.log"),
+    metricResolution: `${METRIC_RESOLUTION_S}s`,
+    signal,
+  });
 }
 
 async function waitFor<T>(
@@ -204,6 +356,7 @@ async function start(
         },
       }),
   );
+  const metricsServerPath = options.metricsServer ? await metricsServerBinary(progress) : undefined;
   // Each step hands what it started to `cluster` itself, so a stop that comes while the step runs
   // still finds it.
   await progress.step(
@@ -261,7 +414,9 @@ async function start(
               ...process.execArgv,
               process.argv[1]!,
               "run",
-              `--kubeconfig=${kubeconfig}`,
+              // Joins like a kubelet: a bootstrap token, then its own system:node identity.
+              `--bootstrap-kubeconfig=${plane.bootstrapKubeconfig}`,
+              `--kubeconfig=${join(stateDir, "nodes", name, "kubeconfig")}`,
               `--node-name=${name}`,
               `--node-ip=${ip}`,
               `--address=${ip}`,
@@ -296,6 +451,29 @@ async function start(
       );
     },
   );
+
+  // The API server reaches metrics-server through an EndpointSlice, and those refuse loopback
+  // addresses: it listens on this host's own address (its API still needs a cluster identity).
+  const metricsAddress = metricsServerPath ? hostDefaults.primaryIP() : undefined;
+  if (metricsServerPath && !metricsAddress) {
+    progress.note(
+      "this host has no address but loopback, and the API server cannot reach metrics-server on loopback: going on without it",
+    );
+  } else if (metricsServerPath && metricsAddress) {
+    await progress.step("metrics-server serving kubectl top", () =>
+      startMetricsServer(
+        metricsServerPath,
+        metricsAddress,
+        stateDir,
+        plane,
+        kc,
+        cluster,
+        signal,
+      ).catch((error: unknown) => {
+        throw signal.aborted ? error : withSkipHint(error);
+      }),
+    );
+  }
 
   const registry = `localhost:${registryPort}`;
   if (options.demo) {
@@ -332,6 +510,9 @@ async function start(
     `  export KUBECONFIG=${kubeconfig}`,
     "  kubectl get nodes -o wide",
     ...(options.demo ? ["  kubectl logs -f hello            # the demo pod greets every 2 s"] : []),
+    ...(cluster.metricsServer
+      ? [`  kubectl top pods                 # CPU and memory, every ${METRIC_RESOLUTION_S} s`]
+      : []),
     `  ${selfCommand()} push app.wasm ${registry}/app:v1   # then run it with runtimeClassName: wasm`,
     "",
     `Logs: ${join(stateDir, "logs")}`,
@@ -349,6 +530,7 @@ function parse(argv: string[]): DevOptions | "help" {
       "registry-port": { type: "string", default: "5000" },
       port: { type: "string", default: "10250" },
       "no-demo": { type: "boolean", default: false },
+      "no-metrics-server": { type: "boolean", default: false },
       "state-dir": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
@@ -371,6 +553,7 @@ function parse(argv: string[]): DevOptions | "help" {
     registryPort: port("registry-port"),
     port: port("port"),
     demo: !values["no-demo"],
+    metricsServer: !values["no-metrics-server"],
     stateDir: values["state-dir"] ?? defaultStateDir(),
   };
 }

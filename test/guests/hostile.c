@@ -3,6 +3,7 @@
 //   (none)              print "ready" and sleep forever (a container to exec the attacks into)
 //   fdwrite             one fd_write of 64 iovecs, each over the same 32 MiB buffer (2 GiB in one
 //                       call); reports on stderr how much the host took
+//   alloc MIB           allocate and touch MIB MiB, then exit 0 (memory a finished guest leaves)
 //   openfiles PATH      open PATH (read-only) again and again, holding every descriptor, until an
 //                       open fails; reports how many it got and the errno, then exits 0
 #include <errno.h>
@@ -33,6 +34,19 @@ static int fdwrite(void) {
   return 0;
 }
 
+static int alloc(long mib) {
+  for (long i = 0; i < mib; i++) {
+    char *block = malloc(1 << 20);
+    if (!block) {
+      printf("malloc failed after %ld MiB\n", i);
+      return 1;
+    }
+    memset(block, 1, 1 << 20);
+  }
+  printf("allocated %ld MiB\n", mib);
+  return 0;
+}
+
 static int openfiles(const char *path) {
   int opened = 0;
   for (;;) {
@@ -47,6 +61,7 @@ static int openfiles(const char *path) {
 
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "fdwrite") == 0) return fdwrite();
+  if (argc > 2 && strcmp(argv[1], "alloc") == 0) return alloc(atol(argv[2]));
   if (argc > 2 && strcmp(argv[1], "openfiles") == 0) return openfiles(argv[2]);
   if (argc > 1) {
     fprintf(stderr, "unknown command %s\n", argv[1]);
