@@ -4,6 +4,8 @@
 // cross as an Outcome.
 import { realpathSync, statSync } from "node:fs";
 import { enableCompileCache } from "node:module";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { parentPort, workerData } from "node:worker_threads";
 import { isWasmletError } from "../errors.ts";
 import { YIELD_IMPORT } from "../wasm/yield-points.ts";
@@ -27,6 +29,30 @@ const { openGuestNetwork } = await import("./guest-network.ts");
 
 /** Shared with every worker: the host descriptors all guests may hold together. */
 const descriptors = new DescriptorBudget((workerData as WorkerData).descriptors);
+/**
+ * A full garbage collection of this worker's heap. V8 frees a finished guest's linear memory only
+ * when it collects, and an idle worker allocates too little to trigger that: measured, eight guests
+ * that each touched 32 MiB left the process 260 MiB larger, for good. So a worker collects soon
+ * after guests with large memories end (the pause is a few milliseconds: guests' memories are not
+ * scanned).
+ */
+setFlagsFromString("--expose-gc");
+const collectGarbage = runInNewContext("gc") as () => void;
+/** Linear memory of guests that ended since the last collection. */
+let endedBytes = 0;
+let collecting: NodeJS.Timeout | undefined;
+const COLLECT_AFTER_BYTES = 16 * 1024 * 1024;
+
+function released(bytes: number): void {
+  endedBytes += bytes;
+  if (endedBytes < COLLECT_AFTER_BYTES || collecting) return;
+  collecting = setTimeout(() => {
+    collecting = undefined;
+    endedBytes = 0;
+    collectGarbage();
+  }, 100);
+}
+
 /** Memory size of every live instance, by memory group (a container and its execs). */
 const memoryGroups = new Map<string, Set<() => number>>();
 
@@ -173,13 +199,15 @@ async function run(message: RunMessage): Promise<void> {
     if (host) host.close();
     else for (const listener of network?.listeners ?? []) listener.close();
   } catch {}
+  const memoryBytes = host?.memoryBytes() ?? 0;
   post({
     type: "exited",
     instanceId,
     outcome,
     finishedAt: performance.timeOrigin + performance.now(),
-    memoryBytes: host?.memoryBytes() ?? 0,
+    memoryBytes,
   });
+  released(memoryBytes);
 }
 
 port.on("message", (message: HostToWorker) => {
