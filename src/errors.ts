@@ -72,3 +72,8 @@ export function describeError(error: unknown): string {
   if (isWasmletError(error)) return error.hint ? `${error.message} (${error.hint})` : error.message;
   return error instanceof Error ? error.message : String(error);
 }
+
+/** The message alone, no hint: what goes into statuses and events, in the kubelet's words. */
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

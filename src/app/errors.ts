@@ -16,11 +16,6 @@ export const appError = defineErrors({
     description:
       "A container's service environment variables cannot be made yet: the cluster's Services have not been listed once. The container waits with CreateContainerConfigError and is started again.",
   },
-  WASMLET_ERR_POD_CIDR: {
-    description:
-      "The pod-cidr network mode has no pod CIDR: neither --pod-cidr nor the Node's spec.podCIDR gives one.",
-    hint: "pass --pod-cidr, or run kube-controller-manager with --allocate-node-cidrs",
-  },
   WASMLET_ERR_FILE_MOUNT: {
     description:
       "A single-file mount (a hostPath file, or a subPath naming a file) cannot be placed: the directory holding it is itself a volume mount (WASI mounts directories only), two files are mounted at one path, or a file that cannot be copied (a device, FIFO or socket) is mounted read-only beside a writable file mount, or cannot be linked.",

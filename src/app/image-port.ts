@@ -1,5 +1,7 @@
-// The pods' ImagePort over the images module: pull (coalesced, policy-aware), then compile with the
-// container's memory cap (once per module digest and cap).
+// The pods' ImagePort over the images module: pull (coalesced, policy-aware; the pod's signal
+// reaches the registry, and a pull no pod waits for any more is aborted), then compile with the
+// container's memory cap (once per module digest and cap; a compile is not interrupted, only
+// no longer waited for).
 import type { ImageService, PulledImage } from "../images/image-service.ts";
 import type { EnsuredImage, ImageEnsureOptions, ImagePort } from "../pods/ports.ts";
 
@@ -24,15 +26,17 @@ export class ImageServicePort implements ImagePort {
         ? undefined
         : await this.#images.get(image).catch(() => undefined);
     if (!present && options.pullPolicy !== "Never") options.onPulling?.();
-    const pulling = this.#images.ensure(image, {
-      pullPolicy: options.pullPolicy,
-      pullSecrets: options.pullSecrets,
-      ...(options.executable === undefined ? {} : { executable: options.executable }),
-    });
-    const pulled = await abortable(pulling, options.signal).catch((error: unknown) => {
-      if (!options.signal.aborted) this.#observer.onFailed?.();
-      throw error;
-    });
+    const pulled = await this.#images
+      .ensure(image, {
+        pullPolicy: options.pullPolicy,
+        pullSecrets: options.pullSecrets,
+        ...(options.executable === undefined ? {} : { executable: options.executable }),
+        signal: options.signal,
+      })
+      .catch((error: unknown) => {
+        if (!options.signal.aborted) this.#observer.onFailed?.();
+        throw error;
+      });
     if (pulled.pulled) this.#observer.onPulled?.(pulled.size);
     else this.#observer.onPresent?.();
     const module = await abortable(

@@ -4,10 +4,12 @@
 import type { V1ConfigMap, V1Secret, V1Service } from "@kubernetes/client-node";
 import { apiError, isNotFound, statusCode } from "../kube/api-error.ts";
 import type { KubeClient } from "../kube/client.ts";
+import { kubeError } from "../kube/errors.ts";
 import type { EventRecorder } from "../kube/events.ts";
 import { patchPodStatus } from "../kube/patch.ts";
 import type { KubePort, PodEvent } from "../pods/ports.ts";
 import type { ServiceAccountToken, ServiceAccountTokenRequest } from "../volumes/ports.ts";
+import { appError } from "./errors.ts";
 
 function withStatus(error: unknown, doing: string): Error {
   const wrapped = apiError(error, doing);
@@ -60,7 +62,10 @@ export class KubeApiPort implements KubePort {
     const services = this.#services();
     if (!services) {
       // The kubelet's words, so the CreateContainerConfigError reads the same.
-      throw new Error("services have not yet been read at least once, cannot construct envvars");
+      throw appError(
+        "WASMLET_ERR_SERVICES_UNREAD",
+        "services have not yet been read at least once, cannot construct envvars",
+      );
     }
     return services;
   }
@@ -141,8 +146,10 @@ export class KubeApiPort implements KubePort {
     serviceAccountName: string,
     request: ServiceAccountTokenRequest,
   ): Promise<ServiceAccountToken> {
+    const doing = `requesting a token for ServiceAccount ${namespace}/${serviceAccountName}`;
+    let response: Awaited<ReturnType<KubeClient["core"]["createNamespacedServiceAccountToken"]>>;
     try {
-      const response = await this.#kube.core.createNamespacedServiceAccountToken({
+      response = await this.#kube.core.createNamespacedServiceAccountToken({
         namespace,
         name: serviceAccountName,
         body: {
@@ -158,16 +165,14 @@ export class KubeApiPort implements KubePort {
           },
         },
       });
-      const status = response.status;
-      if (!status?.token) throw new Error("the TokenRequest answer has no token");
-      const expires =
-        status.expirationTimestamp ?? new Date(Date.now() + request.expirationSeconds * 1000);
-      return { token: status.token, expirationTimestamp: new Date(expires) };
     } catch (error) {
-      throw withStatus(
-        error,
-        `requesting a token for ServiceAccount ${namespace}/${serviceAccountName}`,
-      );
+      throw withStatus(error, doing);
     }
+    const status = response.status;
+    if (!status?.token)
+      throw kubeError("WASMLET_ERR_KUBE_API", `${doing}: the TokenRequest answer has no token`);
+    const expires =
+      status.expirationTimestamp ?? new Date(Date.now() + request.expirationSeconds * 1000);
+    return { token: status.token, expirationTimestamp: new Date(expires) };
   }
 }

@@ -49,8 +49,8 @@ export interface RunningContainer {
 export class WasiRuntimePort implements RuntimePort {
   readonly #options: RuntimePortOptions;
   readonly #running = new Map<string, RunningContainer>();
-  /** `uid/container` of every container started, to count restarts. */
-  readonly #started = new Set<string>();
+  /** The containers started so far, by pod uid, to count restarts; a pod's go when it is over. */
+  readonly #started = new Map<string, Set<string>>();
 
   constructor(options: RuntimePortOptions) {
     this.#options = options;
@@ -82,9 +82,7 @@ export class WasiRuntimePort implements RuntimePort {
       throw error;
     }
     this.#running.set(spec.id, { labels: spec.labels, container });
-    const key = `${spec.labels.uid}/${spec.labels.container}`;
-    if (this.#started.has(key)) this.#options.onRestart?.();
-    this.#started.add(key);
+    this.#countStart(spec.labels.uid ?? "", spec.labels.container ?? "");
     const exited = container.exited.then((status) => {
       this.#running.delete(spec.id);
       this.#options.onExit?.(status);
@@ -118,6 +116,21 @@ export class WasiRuntimePort implements RuntimePort {
         };
       },
     };
+  }
+
+  /** The pod is over (its lifecycle reached Terminated): none of its containers starts again. */
+  forgetPod(uid: string): void {
+    this.#started.delete(uid);
+  }
+
+  #countStart(uid: string, container: string): void {
+    let started = this.#started.get(uid);
+    if (!started) {
+      started = new Set();
+      this.#started.set(uid, started);
+    }
+    if (started.has(container)) this.#options.onRestart?.();
+    started.add(container);
   }
 
   /** Containers the port started that have not exited, with their pod labels. */

@@ -1,18 +1,17 @@
 // The part of the node that runs pods: it builds the runtime, the image service and the pod
 // controller, connects them through the pods' ports, feeds the controller from a resilient watch
-// of the pods bound to this node, and registers the kubelet API endpoints that read what runs
-// (logs, exec, attach, metrics, stats, pods).
+// of the pods bound to this node (echoes of status patches left out), and registers the kubelet
+// API endpoints that read what runs (logs, exec, attach, port-forward, metrics, stats, pods),
+// each answered by a module of its own.
 import { join } from "node:path";
 import type { V1Pod, V1Service } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { describeError } from "../errors.ts";
 import { ImageService } from "../images/image-service.ts";
-import { isNotFound } from "../kube/api-error.ts";
-import type { KubeClient } from "../kube/client.ts";
 import { ResilientWatch } from "../kube/watch.ts";
-import { CpuRates, type PodUsage } from "../metrics/usage.ts";
 import { WasmletMetrics } from "../metrics/wasmlet-metrics.ts";
 import { parsePodCidr } from "../network/cidr.ts";
+import { networkError } from "../network/errors.ts";
 import { ensureLocalRoute } from "../network/local-route.ts";
 import { PodNetwork } from "../network/pod-network.ts";
 import { PodController } from "../pods/controller.ts";
@@ -25,11 +24,16 @@ import { attachRoutes, type ExecAttachDeps, execRoutes } from "../server/exec-at
 import { connectTcp, portForwardRoutes } from "../server/port-forward.ts";
 import { statsRoutes } from "../server/stats-routes.ts";
 import type { AppContext, Component, ComponentFactory } from "./app.ts";
-import { appError } from "./errors.ts";
+import { type ExecTargetDeps, resolveExecTarget } from "./exec-targets.ts";
+import { type ForwardTargetDeps, resolveForwardTarget } from "./forward-targets.ts";
+import { refreshGauges } from "./gauges.ts";
 import { ImageServicePort } from "./image-port.ts";
-import { KubeApiPort, type RuntimeClassLookup } from "./kube-port.ts";
-import { resolveLogTarget } from "./log-targets.ts";
+import { KubeApiPort } from "./kube-port.ts";
+import { type LogTargetDeps, resolveLogTarget } from "./log-targets.ts";
+import { ignoringStatusEchoes } from "./pod-changes.ts";
+import { RuntimeClassCache } from "./runtime-classes.ts";
 import { WasiRuntimePort } from "./runtime-port.ts";
+import { UsageMeter } from "./usage.ts";
 
 export interface WorkloadOptions {
   /** Overrides of the kubelet's timings (tests shorten them). */
@@ -37,33 +41,6 @@ export interface WorkloadOptions {
   runtime?: Omit<RuntimeOptions, "logger">;
 }
 
-/** RuntimeClass handlers, read on demand and kept for a while (admission asks once per pod). */
-class RuntimeClassCache implements RuntimeClassLookup {
-  readonly #kube: KubeClient;
-  readonly #cache = new Map<string, { handler: string | undefined; at: number }>();
-  readonly #ttlMs: number;
-
-  constructor(kube: KubeClient, ttlMs = 30_000) {
-    this.#kube = kube;
-    this.#ttlMs = ttlMs;
-  }
-
-  async handler(name: string): Promise<string | undefined> {
-    const cached = this.#cache.get(name);
-    if (cached && Date.now() - cached.at < this.#ttlMs) return cached.handler;
-    let handler: string | undefined;
-    try {
-      handler = (await this.#kube.nodeApi.readRuntimeClass({ name })).handler;
-    } catch (error) {
-      if (!isNotFound(error)) throw error;
-    }
-    this.#cache.set(name, { handler, at: Date.now() });
-    return handler;
-  }
-}
-
-/** The node's own key among the CPU rates (container ids never start with a space). */
-const NODE_CPU_KEY = " node";
 /** The kubelet's ImageGCPeriod. */
 const IMAGE_GC_PERIOD_MS = 5 * 60_000;
 
@@ -78,8 +55,6 @@ export class Workloads implements Component {
   readonly controller: PodController;
   readonly network: PodNetwork;
   readonly metrics = new WasmletMetrics();
-  /** CPU rates for /stats/summary, from one measurement to the next. */
-  readonly #cpuRates = new CpuRates();
   readonly #runtimePort: WasiRuntimePort;
   readonly #watch: ResilientWatch<V1Pod>;
   /** Services, for the pods' service variables (the kubelet's service informer). */
@@ -166,7 +141,10 @@ export class Workloads implements Component {
         if (!seenAt.has(pod.uid)) seenAt.set(pod.uid, performance.now());
         if (state === "Running")
           this.metrics.podStartSeconds.observe((performance.now() - seenAt.get(pod.uid)!) / 1000);
-        if (state === "Terminated") seenAt.delete(pod.uid);
+        if (state === "Terminated") {
+          seenAt.delete(pod.uid);
+          this.#runtimePort.forgetPod(pod.uid);
+        }
       },
       timing: {
         crashLoop: {
@@ -184,7 +162,7 @@ export class Workloads implements Component {
       typeName: "V1Pod",
       fieldSelector,
       list: () => kube.core.listPodForAllNamespaces({ fieldSelector }),
-      handler: {
+      handler: ignoringStatusEchoes({
         added: (pod) => this.controller.onPodUpsert(pod),
         modified: (pod) => this.controller.onPodUpsert(pod),
         deleted: (pod) => this.controller.onPodDeleted(pod),
@@ -193,7 +171,7 @@ export class Workloads implements Component {
             .resync(pods)
             .catch((error: unknown) => this.#log.error({ err: error }, "resync failed"));
         },
-      },
+      }),
       logger: this.#log,
     });
     this.#services = new ResilientWatch<V1Service>({
@@ -226,151 +204,63 @@ export class Workloads implements Component {
   /** Registers the kubelet API endpoints that read what runs here. */
   #routes(context: AppContext, podLogsDir: string): void {
     const { server } = context;
-    server.route(
+    const pod = (namespace: string, name: string) => this.#watch.get(namespace, name);
+    const instance = (namespace: string, name: string, container: string) => {
+      const found = this.controller.instance(namespace, name, container);
+      const running = found && this.runtime.container(found.id);
+      return found && running ? { logPath: found.logPath, container: running } : undefined;
+    };
+    const logTargets: LogTargetDeps = {
+      podLogsDir,
+      pod,
+      live: (namespace, name, container) => {
+        const found = instance(namespace, name, container);
+        return found && { logPath: found.logPath, exited: found.container.exited };
+      },
+    };
+    const execTargets: ExecTargetDeps = {
+      pod,
+      instance: (namespace, name, container) => instance(namespace, name, container)?.container,
+    };
+    const forwardTargets: ForwardTargetDeps = {
+      pod,
+      podIP: (uid) => this.network.podIP(uid),
+      state: (uid) => this.controller.stateOf(uid),
+      dial: (host, port) => connectTcp(host, port),
+    };
+    const usage = new UsageMeter({
+      nodeName: context.config.nodeName,
+      running: () => this.#runtimePort.running(),
+    });
+    const execAttach: ExecAttachDeps = {
+      resolve: (namespace, name, container, podUid) =>
+        resolveExecTarget(execTargets, namespace, name, container, podUid),
+    };
+    const routes = [
       containerLogsRoute({
         resolve: (namespace, name, container, previous) =>
-          resolveLogTarget(
-            {
-              podLogsDir,
-              pod: (ns, n) => this.#watch.get(ns, n),
-              live: (ns, n, c) => {
-                const instance = this.controller.instance(ns, n, c);
-                const running = instance && this.runtime.container(instance.id);
-                return instance && running
-                  ? { logPath: instance.logPath, exited: running.exited }
-                  : undefined;
-              },
-            },
-            namespace,
-            name,
-            container,
-            previous,
-          ),
+          resolveLogTarget(logTargets, namespace, name, container, previous),
       }),
-    );
-    const execDeps: ExecAttachDeps = {
-      resolve: (namespace, name, containerName, podUid) => {
-        const pod = this.#watch.get(namespace, name);
-        if (!pod || (podUid !== undefined && pod.metadata?.uid !== podUid))
-          return { kind: "pod-not-found" };
-        const spec = [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])].find(
-          (c) => c.name === containerName,
-        );
-        if (!spec) return { kind: "container-not-found" };
-        const instance = this.controller.instance(namespace, name, containerName);
-        const container = instance && this.runtime.container(instance.id);
-        if (!container?.running) {
-          const waiting = [
-            ...(pod.status?.containerStatuses ?? []),
-            ...(pod.status?.initContainerStatuses ?? []),
-          ].find((s) => s.name === containerName)?.state?.waiting?.reason;
-          return waiting ? { kind: "not-running", reason: waiting } : { kind: "not-running" };
-        }
-        return { kind: "container", container, stdinOnce: spec.stdinOnce ?? false };
-      },
-    };
-    for (const route of [...execRoutes(execDeps), ...attachRoutes(execDeps)]) server.route(route);
-    // Lifecycle states in which a pod's containers may run: its ports can be forwarded to.
-    const forwardable = new Set<string | undefined>(["Initializing", "Running", "Terminating"]);
-    const portForward = portForwardRoutes({
-      resolve: (namespace, name, podUid) => {
-        const pod = this.#watch.get(namespace, name);
-        const uid = pod?.metadata?.uid ?? "";
-        if (!pod || (podUid !== undefined && uid !== podUid)) return { kind: "pod-not-found" };
-        // The pod's listeners are bound to its address (the node's IP in node mode).
-        const host = this.network.podIP(uid) ?? pod.status?.podIP;
-        if (!host || !forwardable.has(this.controller.stateOf(uid))) return { kind: "not-running" };
-        return { kind: "pod", uid, dial: (port) => connectTcp(host, port) };
-      },
-    });
-    for (const route of portForward) server.route(route);
-    for (const route of statsRoutes({
-      usage: () => this.#usage(context),
-      pods: () => this.#watch.list(),
-      metrics: async () => {
-        await this.#refreshGauges();
-        return { contentType: this.metrics.contentType, body: await this.metrics.render() };
-      },
-    })) {
-      server.route(route);
-    }
-  }
-
-  async #refreshGauges(): Promise<void> {
-    const phases = new Map<string, number>();
-    for (const pod of this.#watch.list()) {
-      const phase = pod.status?.phase ?? "Pending";
-      phases.set(phase, (phases.get(phase) ?? 0) + 1);
-    }
-    this.metrics.podsByPhase.reset();
-    for (const [phase, count] of phases) this.metrics.podsByPhase.set({ phase }, count);
-    const stats = this.runtime.stats();
-    this.metrics.workers.set({ state: "idle" }, stats.workers - stats.busyWorkers);
-    this.metrics.workers.set({ state: "busy" }, stats.busyWorkers);
-    this.metrics.containerCpu.reset();
-    for (const { labels, container } of this.#runtimePort.running()) {
-      const usage = await container.cpuUsage().catch(() => undefined);
-      if (!usage) continue;
-      this.metrics.containerCpu.set(
-        {
-          namespace: labels.namespace ?? "",
-          pod: labels.pod ?? "",
-          container: labels.container ?? "",
+      ...execRoutes(execAttach),
+      ...attachRoutes(execAttach),
+      ...portForwardRoutes({
+        resolve: (namespace, name, podUid) =>
+          resolveForwardTarget(forwardTargets, namespace, name, podUid),
+      }),
+      ...statsRoutes({
+        usage: () => usage.measure(),
+        pods: () => this.#watch.list(),
+        metrics: async () => {
+          await refreshGauges(this.metrics, {
+            pods: () => this.#watch.list(),
+            runtimeStats: () => this.runtime.stats(),
+            running: () => this.#runtimePort.running(),
+          });
+          return { contentType: this.metrics.contentType, body: await this.metrics.render() };
         },
-        (usage.user + usage.system) / 1e6,
-      );
-    }
-  }
-
-  /** The node (this process and its worker threads) and every running container, measured now. */
-  async #usage(context: AppContext) {
-    const time = new Date();
-    const cpu = process.cpuUsage();
-    const pods = new Map<string, PodUsage>();
-    const measured = new Set<string>([NODE_CPU_KEY]);
-    for (const { labels, container } of this.#runtimePort.running()) {
-      const startTime = await Promise.race([container.started, Promise.resolve(undefined)]).catch(
-        () => undefined,
-      );
-      if (!startTime || !labels.uid) continue;
-      const usage = await container.cpuUsage().catch(() => undefined);
-      if (!usage) continue;
-      let pod = pods.get(labels.uid);
-      if (!pod) {
-        pod = {
-          namespace: labels.namespace ?? "",
-          name: labels.pod ?? "",
-          uid: labels.uid,
-          startTime,
-          containers: [],
-        };
-        pods.set(labels.uid, pod);
-      }
-      if (startTime < pod.startTime) pod.startTime = startTime;
-      measured.add(container.id);
-      pod.containers.push({
-        name: labels.container ?? "",
-        startTime,
-        cpu: this.#cpuRates.withRate(container.id, {
-          time,
-          usageCoreSeconds: (usage.user + usage.system) / 1e6,
-        }),
-        memory: { time, workingSetBytes: container.memoryBytes() },
-      });
-    }
-    this.#cpuRates.retain(measured);
-    return {
-      node: {
-        nodeName: context.config.nodeName,
-        startTime: new Date(Date.now() - process.uptime() * 1000),
-        cpu: this.#cpuRates.withRate(NODE_CPU_KEY, {
-          time,
-          usageCoreSeconds: (cpu.user + cpu.system) / 1e6,
-        }),
-        memory: { time, workingSetBytes: process.memoryUsage.rss() },
-      },
-      pods: [...pods.values()],
-    };
+      }),
+    ];
+    for (const route of routes) server.route(route);
   }
 
   async start(): Promise<void> {
@@ -391,7 +281,7 @@ export class Workloads implements Component {
     if (!this.network.cidr) {
       const fromNode = this.#node.node?.spec?.podCIDR;
       if (!fromNode) {
-        throw appError(
+        throw networkError(
           "WASMLET_ERR_POD_CIDR",
           "the pod-cidr network mode needs a pod CIDR: pass --pod-cidr, or let kube-controller-manager assign the Node one (--allocate-node-cidrs)",
         );

@@ -2,6 +2,13 @@
 // variable or a YAML file gives (a string, or a YAML scalar/list/map) and returns the typed value,
 // or throws a ValueError whose message says why, in words a user can act on.
 import { isIP } from "node:net";
+import { isWasmletError } from "../errors.ts";
+import {
+  parseQuantity,
+  type Quantity,
+  quantityMilliValue,
+  quantityValue,
+} from "../quantity/quantity.ts";
 
 export class ValueError extends Error {
   override name = "ValueError";
@@ -99,38 +106,32 @@ export function parseDuration(value: unknown, { allowZero = false } = {}): numbe
   return Math.round(total);
 }
 
-const BYTE_SUFFIXES: Record<string, number> = {
-  "": 1,
-  k: 1e3,
-  M: 1e6,
-  G: 1e9,
-  T: 1e12,
-  P: 1e15,
-  Ki: 2 ** 10,
-  Mi: 2 ** 20,
-  Gi: 2 ** 30,
-  Ti: 2 ** 40,
-  Pi: 2 ** 50,
-};
-
-/** A Kubernetes quantity of bytes: `512`, `100Mi`, `1.5Gi`, `2G`. */
-export function parseBytes(value: unknown): number {
-  const text = scalar(value);
-  const match = /^(\d+(?:\.\d+)?)([kMGTP]i?|Ki)?$/.exec(text);
-  const multiplier = match ? BYTE_SUFFIXES[match[2] ?? ""] : undefined;
-  if (!match || multiplier === undefined) {
-    throw new ValueError(`${show(value)} is not a byte quantity (examples: 512, 100Mi, 1.5Gi, 2G)`);
+/** The quantity in `text` when it is one and not negative, else undefined. */
+function nonNegativeQuantity(text: string): Quantity | undefined {
+  try {
+    const quantity = parseQuantity(text);
+    return quantity.num < 0n ? undefined : quantity;
+  } catch (error) {
+    if (isWasmletError(error, "WASMLET_ERR_QUANTITY")) return undefined;
+    throw error;
   }
-  return Math.round(Number(match[1]) * multiplier);
 }
 
-/** A Kubernetes CPU quantity: `100m`, `0.5`, `2`. Returns millicores. */
+/** A Kubernetes quantity of bytes: `512`, `100Mi`, `1.5Gi`, `2G`; fractions round up, as the API's. */
+export function parseBytes(value: unknown): number {
+  const quantity = nonNegativeQuantity(scalar(value));
+  if (!quantity) {
+    throw new ValueError(`${show(value)} is not a byte quantity (examples: 512, 100Mi, 1.5Gi, 2G)`);
+  }
+  return Number(quantityValue(quantity));
+}
+
+/** A Kubernetes CPU quantity: `100m`, `0.5`, `2`. Returns millicores, fractions rounded up. */
 export function parseCpuMillis(value: unknown): number {
-  const text = scalar(value);
-  const match = /^(\d+(?:\.\d+)?)(m?)$/.exec(text);
-  if (!match) throw new ValueError(`${show(value)} is not a CPU quantity (examples: 100m, 0.5, 2)`);
-  const n = Number(match[1]);
-  return Math.round(match[2] === "m" ? n : n * 1000);
+  const quantity = nonNegativeQuantity(scalar(value));
+  if (!quantity)
+    throw new ValueError(`${show(value)} is not a CPU quantity (examples: 100m, 0.5, 2)`);
+  return Number(quantityMilliValue(quantity));
 }
 
 /** A percentage `0%`–`100%` (the `%` may be left out). Returns the number. */

@@ -1,10 +1,12 @@
-// `node src/devcluster/prepare.ts [--kubectl] [--metrics-server]`: obtains the control-plane
-// binaries (cache, else build, else download) and prints where they are; `--kubectl` also builds
-// kubectl of the same release, `--metrics-server` obtains metrics-server (cache, else build). CI
-// runs it before the tests so a cold build is not charged to a test's timeout.
+// `node src/devcluster/prepare.ts [--kubectl] [--metrics-server] [--helm]`: obtains the
+// control-plane binaries (cache, else build, else download) and prints where they are; `--kubectl`
+// also builds kubectl of the same release, `--metrics-server` obtains metrics-server and `--helm`
+// helm (cache, else build). CI runs it before the tests so a cold build is not charged to a test's
+// timeout.
 import { describeError } from "../errors.ts";
 import { obtainControlPlaneBinaries } from "./binaries.ts";
 import { buildKubectl } from "./build-from-source.ts";
+import { HELM_VERSION, obtainHelm } from "./helm.ts";
 import { METRICS_SERVER_VERSION, obtainMetricsServer } from "./metrics-server.ts";
 import { ETCD_VERSION, KUBERNETES_VERSION } from "./versions.ts";
 
@@ -23,6 +25,10 @@ if (import.meta.main) {
       process.stdout.write(
         `metrics-server: ${metricsServer.binary} (${METRICS_SERVER_VERSION}, ${metricsServer.source})\n`,
       );
+    }
+    if (process.argv.includes("--helm")) {
+      const helm = await obtainHelm({ onProgress });
+      process.stdout.write(`helm: ${helm.binary} (${HELM_VERSION}, ${helm.source})\n`);
     }
     process.stdout.write(
       `control plane: Kubernetes ${KUBERNETES_VERSION}, etcd ${ETCD_VERSION}, ${source} in ${dir} (${((Date.now() - started) / 1000).toFixed(1)} s)\n`,

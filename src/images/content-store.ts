@@ -5,8 +5,9 @@
 //   <root>/images.json          one record per pulled reference (written atomically)
 //
 // A blob is streamed to `ingest/`, hashed on the way, and renamed into `blobs/` only when its
-// digest and size match. Concurrent ingests of one digest share one download. Blobs read back
-// for use are hashed again, so a blob corrupted on disk is detected, not run.
+// digest and size match. Concurrent ingests of one digest share one download, aborted when the
+// last of them stops waiting. Blobs read back for use are hashed again, so a blob corrupted on
+// disk is detected, not run.
 import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import {
@@ -25,6 +26,7 @@ import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { imageError } from "./errors.ts";
 import { randomSuffix, sha256Digest } from "./registry-client.ts";
+import { SharedWork } from "./shared-work.ts";
 
 /** One pulled reference, as stored in images.json. */
 export interface ImageRecord {
@@ -62,6 +64,9 @@ export interface GcResult {
   storeBytes: number;
 }
 
+/** Opens the blob's body; `signal` ends the request and the body. */
+export type IngestSourceFactory = (signal: AbortSignal) => Promise<IngestSource>;
+
 interface IngestSource {
   body: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
   /** Where the bytes come from, for messages. */
@@ -92,7 +97,7 @@ export class ContentStore {
   readonly #blobDir: string;
   readonly #ingestDir: string;
   readonly #dbFile: string;
-  readonly #inFlight = new Map<string, Promise<boolean>>();
+  readonly #downloads = new SharedWork<boolean>();
   /** Digests that an operation in progress needs: GC leaves them alone. */
   readonly #pins = new Map<string, number>();
   #records = new Map<string, ImageRecord>();
@@ -166,14 +171,16 @@ export class ContentStore {
 
   /**
    * Makes sure the blob is in the store: downloads it from `source()` unless present, verifying
-   * digest and size. Concurrent calls for one digest share a download. Resolves to true when this
-   * call (or the one it joined) downloaded it.
+   * digest and size. Concurrent calls for one digest share a download; `signal` ends this call's
+   * wait, and the download once no call waits for it. Resolves to true when this call (or the one
+   * it joined) downloaded it.
    */
   ingest(
     digest: string,
     size: number,
     maxBytes: number,
-    source: () => Promise<IngestSource>,
+    source: IngestSourceFactory,
+    signal?: AbortSignal,
   ): Promise<boolean> {
     this.blobPath(digest);
     if (this.#sizes.has(digest)) return Promise.resolve(false);
@@ -185,24 +192,25 @@ export class ContentStore {
         ),
       );
     }
-    let pending = this.#inFlight.get(digest);
-    if (!pending) {
-      pending = this.#download(digest, size, source).finally(() => this.#inFlight.delete(digest));
-      this.#inFlight.set(digest, pending);
-    }
-    return pending;
+    return this.#downloads.run(
+      digest,
+      (shared) => this.#download(digest, size, source, shared),
+      signal,
+    );
   }
 
   /** Downloads again when the connection breaks mid-blob; a wrong blob is not asked for twice. */
   async #download(
     digest: string,
     size: number,
-    source: () => Promise<IngestSource>,
+    source: IngestSourceFactory,
+    signal: AbortSignal,
   ): Promise<boolean> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.#downloadOnce(digest, size, source);
+        return await this.#downloadOnce(digest, size, source, signal);
       } catch (error) {
+        signal.throwIfAborted();
         if (!(error instanceof BrokenDownload)) throw error;
         if (attempt >= DOWNLOAD_ATTEMPTS) {
           throw imageError(
@@ -218,9 +226,10 @@ export class ContentStore {
   async #downloadOnce(
     digest: string,
     size: number,
-    source: () => Promise<IngestSource>,
+    source: IngestSourceFactory,
+    signal: AbortSignal,
   ): Promise<boolean> {
-    const { body, origin } = await source();
+    const { body, origin } = await source(signal);
     const tmp = join(this.#ingestDir, `${digest.slice(7)}.${randomSuffix()}`);
     const hash = createHash("sha256");
     let received = 0;
@@ -255,7 +264,7 @@ export class ContentStore {
         failedFirst ??= "other";
       });
     try {
-      await pipeline(readable, check, file).catch((error: unknown) => {
+      await pipeline(readable, check, file, { signal }).catch((error: unknown) => {
         throw failedFirst === "body" ? new BrokenDownload(origin, received, error) : error;
       });
       const actual = `sha256:${hash.digest("hex")}`;
@@ -464,7 +473,7 @@ export class ContentStore {
     let removedBlobs = 0;
     let freedBytes = 0;
     for (const [digest, size] of [...this.#sizes]) {
-      if (live.has(digest) || this.#pins.has(digest) || this.#inFlight.has(digest)) continue;
+      if (live.has(digest) || this.#pins.has(digest) || this.#downloads.has(digest)) continue;
       await unlink(this.blobPath(digest)).catch(() => {});
       this.#sizes.delete(digest);
       this.#verified.delete(digest);

@@ -40,6 +40,7 @@ import {
   repositoryName,
 } from "./reference.ts";
 import { RegistryClient, type RegistryClientOptions, type Repository } from "./registry-client.ts";
+import { SharedWork } from "./shared-work.ts";
 
 export interface SizeLimits {
   /** A manifest or index. Default 4 MiB (containerd's limit). */
@@ -95,6 +96,11 @@ export interface EnsureOptions {
    * one (default: the image's Entrypoint, else Cmd).
    */
   executable?: string;
+  /**
+   * Ends this call's wait (it rejects with the signal's reason). The pull itself, shared with
+   * other calls for the same image, is aborted, down to its downloads, when no call waits for it.
+   */
+  signal?: AbortSignal;
 }
 
 /** An image present on the node, ready to compile and run. */
@@ -178,7 +184,7 @@ export class ImageService {
   readonly #nodeConfig: DockerConfigFile | undefined;
   readonly #gc: ImageServiceOptions["gc"];
   readonly #inUse: (() => Iterable<string>) | undefined;
-  readonly #inFlight = new Map<string, Promise<PulledImage>>();
+  readonly #pulls = new SharedWork<PulledImage>();
   #closed = false;
 
   constructor(options: ImageServiceOptions) {
@@ -211,8 +217,8 @@ export class ImageService {
 
   /**
    * Makes the image present according to the pull policy and returns it. Concurrent calls for
-   * the same reference and credentials share one pull; blobs are downloaded once whatever the
-   * reference.
+   * the same reference and credentials share one pull, aborted once none of them waits for it
+   * (see `signal`); blobs are downloaded once whatever the reference.
    */
   async ensure(reference: string, options: EnsureOptions = {}): Promise<PulledImage> {
     if (this.#closed) throw new Error("ImageService is closed");
@@ -233,14 +239,11 @@ export class ImageService {
       credentialIdentity(credentials),
       executable ?? "",
     ].join("|");
-    let pending = this.#inFlight.get(key);
-    if (!pending) {
-      pending = this.#ensure(ref, policy, credentials, options.executable).finally(() =>
-        this.#inFlight.delete(key),
-      );
-      this.#inFlight.set(key, pending);
-    }
-    return pending;
+    return this.#pulls.run(
+      key,
+      (signal) => this.#ensure(ref, policy, credentials, options.executable, signal),
+      options.signal,
+    );
   }
 
   /** The image if it is present (no network). */
@@ -324,7 +327,7 @@ export class ImageService {
   /** Waits for pulls in progress and pending writes; later calls fail. Safe to call twice. */
   async close(): Promise<void> {
     this.#closed = true;
-    await Promise.allSettled([...this.#inFlight.values()]);
+    await this.#pulls.settled();
     await this.store.flush();
   }
 
@@ -351,6 +354,7 @@ export class ImageService {
     policy: PullPolicy,
     credentials: readonly RegistryCredential[],
     executable: string | undefined,
+    signal: AbortSignal,
   ): Promise<PulledImage> {
     const what = `image ${formatReference(ref)}`;
     const present = this.#presentRecord(ref);
@@ -365,10 +369,11 @@ export class ImageService {
     const repository = this.client.repository(ref.registry, ref.repository, credentials);
     if (present) {
       // Always: ask the registry what the tag points at; unchanged means nothing to download.
-      const head = await repository.resolve(referenceTarget(ref)).catch(() => undefined);
+      const head = await repository.resolve(referenceTarget(ref), signal).catch(() => undefined);
+      signal.throwIfAborted();
       if (head?.digest === present.digest) return this.#use(ref, present, executable, false);
     }
-    const record = await this.#pull(ref, repository, what);
+    const record = await this.#pull(ref, repository, what, signal);
     const image = await this.#use(ref, record, executable, true);
     // The image just pulled is about to be used: never its own GC victim.
     if (this.#gc) await this.gc({ keep: [image.reference] }).catch(() => undefined);
@@ -437,14 +442,23 @@ export class ImageService {
     return { digest, size: lookup.bytes.length };
   }
 
-  async #pull(ref: ImageReference, repository: Repository, what: string): Promise<ImageRecord> {
+  async #pull(
+    ref: ImageReference,
+    repository: Repository,
+    what: string,
+    signal: AbortSignal,
+  ): Promise<ImageRecord> {
     const pinned: string[] = [];
     const pin = (digest: string) => {
       this.store.pin(digest);
       pinned.push(digest);
     };
     try {
-      const top = await repository.getManifest(referenceTarget(ref), this.limits.manifestBytes);
+      const top = await repository.getManifest(
+        referenceTarget(ref),
+        this.limits.manifestBytes,
+        signal,
+      );
       pin(top.digest);
       await this.store.putBytes(top.bytes);
       const blobs = [top.digest];
@@ -455,7 +469,7 @@ export class ImageService {
       if (parsed.kind === "index") {
         const entry = selectPlatform(parsed, what);
         platform = entry.platform;
-        const inner = await repository.getManifest(entry.digest, this.limits.manifestBytes);
+        const inner = await repository.getManifest(entry.digest, this.limits.manifestBytes, signal);
         pin(inner.digest);
         await this.store.putBytes(inner.bytes);
         blobs.push(inner.digest);
@@ -486,13 +500,19 @@ export class ImageService {
       const fetchBlob = async (digest: string, size: number, max: number) => {
         pin(digest);
         blobs.push(digest);
-        await this.store.ingest(digest, size, max, async () => {
-          const blob = await repository.getBlob(digest);
-          return {
-            body: blob.body,
-            origin: `registry ${repository.registry} (${blob.endpoint.base})`,
-          };
-        });
+        await this.store.ingest(
+          digest,
+          size,
+          max,
+          async (download) => {
+            const blob = await repository.getBlob(digest, download);
+            return {
+              body: blob.body,
+              origin: `registry ${repository.registry} (${blob.endpoint.base})`,
+            };
+          },
+          signal,
+        );
       };
 
       // The config: entrypoint, cmd, env, working dir for images; platform facts for artifacts.

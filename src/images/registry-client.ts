@@ -8,6 +8,8 @@
 // - Connection errors, 429 and 5xx (but 501) are retried with exponential backoff and jitter.
 // - Loopback registries and those configured as plain HTTP are reached over http.
 // - Reads (manifests, blobs) go to the configured mirrors first, then to the registry itself.
+// - A request's signal reaches `fetch` and every retry sleep: aborting it ends the request, the
+//   body stream and the retries, with the signal's reason.
 import { createHash, randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { RegistryCredential } from "./credentials.ts";
@@ -183,13 +185,14 @@ export class RegistryClient {
     return new Repository(this, registry, repository, credentials);
   }
 
-  /** fetch with retries on connection errors, 429 and 5xx (but 501). */
+  /** fetch with retries on connection errors, 429 and 5xx (but 501); `init.signal` ends it all. */
   async fetchWithRetry(
     url: string,
     init: RequestInit,
     body: BodyFactory | undefined,
     registry: string,
   ): Promise<Response> {
+    const signal = init.signal ?? undefined;
     for (let attempt = 0; ; attempt++) {
       let response: Response | undefined;
       let failure: unknown;
@@ -204,6 +207,7 @@ export class RegistryClient {
         }
         response = await this.#fetch(url, requestInit);
       } catch (error) {
+        signal?.throwIfAborted();
         failure = error;
       }
       if (response && !RETRY_STATUS.has(response.status)) return response;
@@ -222,7 +226,7 @@ export class RegistryClient {
       const asked = retryAfterMs(response?.headers.get("retry-after") ?? null, Date.now());
       const delay = asked === undefined ? backoff : Math.min(this.#retryMaxMs, asked);
       await response?.body?.cancel().catch(() => {});
-      await sleep(delay);
+      await sleep(delay, undefined, { signal }).catch(() => signal?.throwIfAborted());
     }
   }
 
@@ -260,6 +264,7 @@ export class RegistryClient {
     challenge: Challenge,
     scope: string,
     credential: RegistryCredential | undefined,
+    signal?: AbortSignal,
   ): Promise<string | undefined> {
     if (challenge.scheme === "basic") {
       if (!credential?.username || credential.password === undefined) return undefined;
@@ -294,7 +299,11 @@ export class RegistryClient {
       form.set("scope", scope);
       response = await this.fetchWithRetry(
         url.href,
-        { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" } },
+        {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded" },
+          ...withSignal(signal),
+        },
         () => form.toString(),
         registry,
       );
@@ -308,7 +317,7 @@ export class RegistryClient {
       }
       response = await this.fetchWithRetry(
         url.href,
-        { method: "GET", headers },
+        { method: "GET", headers, ...withSignal(signal) },
         undefined,
         registry,
       );
@@ -345,6 +354,10 @@ export class RegistryClient {
   }
 }
 
+function withSignal(signal: AbortSignal | undefined): { signal?: AbortSignal } {
+  return signal ? { signal } : {};
+}
+
 function basicHeader(credential: RegistryCredential | undefined): string | undefined {
   if (!credential?.username || credential.password === undefined) return undefined;
   return `Basic ${Buffer.from(`${credential.username}:${credential.password}`).toString("base64")}`;
@@ -366,6 +379,8 @@ export interface RequestOptions {
   body?: BodyFactory;
   /** `pull` or `pull,push`. */
   actions: string;
+  /** Ends the request, its body and its retries. */
+  signal?: AbortSignal;
 }
 
 /** One repository on one registry, with the credentials to try in order. */
@@ -406,7 +421,7 @@ export class Repository {
       if (authorization) headers.authorization = authorization;
       const response = await this.client.fetchWithRetry(
         url,
-        { method: options.method, headers },
+        { method: options.method, headers, ...withSignal(options.signal) },
         options.body,
         this.registry,
       );
@@ -437,6 +452,7 @@ export class Repository {
           challenge,
           scope,
           this.#credentials[this.#credentialIndex],
+          options.signal,
         );
         if (authorization) break;
         if (this.#credentials[this.#credentialIndex] === undefined && challenge.scheme === "basic")
@@ -479,31 +495,39 @@ export class Repository {
   }
 
   /** Tries each read endpoint (mirrors, then the registry); the registry's own failure is the one reported. */
-  async #read<T>(what: string, run: (endpoint: Endpoint) => Promise<T>): Promise<T> {
+  async #read<T>(
+    what: string,
+    signal: AbortSignal | undefined,
+    run: (endpoint: Endpoint) => Promise<T>,
+  ): Promise<T> {
     const endpoints = this.client.readEndpoints(this.registry);
     for (const endpoint of endpoints) {
       try {
         return await run(endpoint);
       } catch (error) {
-        if (!endpoint.mirror) throw error;
+        if (!endpoint.mirror || signal?.aborted) throw error;
       }
     }
     throw new Error(`unreachable: no endpoint for ${what}`);
   }
 
   /** HEAD a manifest: its digest without downloading it (undefined if the registry does not say). */
-  async resolve(target: string): Promise<{
+  async resolve(
+    target: string,
+    signal?: AbortSignal,
+  ): Promise<{
     digest: string | undefined;
     mediaType: string | undefined;
     size: number | undefined;
   }> {
     const what = `${this.name}:${target}`;
-    return this.#read(what, async (endpoint) => {
+    return this.#read(what, signal, async (endpoint) => {
       const response = await this.request(endpoint, {
         method: "HEAD",
         path: `manifests/${target}`,
         headers: { accept: MANIFEST_ACCEPT },
         actions: "pull",
+        ...withSignal(signal),
       });
       if (!response.ok) await this.fail(response, `manifest ${what}`);
       const size = response.headers.get("content-length");
@@ -516,14 +540,19 @@ export class Repository {
   }
 
   /** GET a manifest (by tag or digest). A manifest fetched by digest is verified against it. */
-  async getManifest(target: string, maxBytes: number): Promise<ManifestResult> {
+  async getManifest(
+    target: string,
+    maxBytes: number,
+    signal?: AbortSignal,
+  ): Promise<ManifestResult> {
     const what = `${this.name}${target.includes(":") ? "@" : ":"}${target}`;
-    return this.#read(what, async (endpoint) => {
+    return this.#read(what, signal, async (endpoint) => {
       const response = await this.request(endpoint, {
         method: "GET",
         path: `manifests/${target}`,
         headers: { accept: MANIFEST_ACCEPT },
         actions: "pull",
+        ...withSignal(signal),
       });
       if (!response.ok) await this.fail(response, `manifest ${what}`);
       const bytes = await readLimited(response, maxBytes, `manifest ${what}`);
@@ -538,13 +567,14 @@ export class Repository {
     });
   }
 
-  /** GET a blob as a stream; the caller verifies it (see ContentStore). */
-  async getBlob(digest: string): Promise<BlobResponse> {
-    return this.#read(`${this.name}@${digest}`, async (endpoint) => {
+  /** GET a blob as a stream (which `signal` also ends); the caller verifies it (see ContentStore). */
+  async getBlob(digest: string, signal?: AbortSignal): Promise<BlobResponse> {
+    return this.#read(`${this.name}@${digest}`, signal, async (endpoint) => {
       const response = await this.request(endpoint, {
         method: "GET",
         path: `blobs/${digest}`,
         actions: "pull",
+        ...withSignal(signal),
       });
       if (!response.ok || !response.body) await this.fail(response, `blob ${this.name}@${digest}`);
       const length = response.headers.get("content-length");

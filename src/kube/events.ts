@@ -26,6 +26,8 @@ export interface EventRecorderOptions {
   logger: Logger;
   /** Window in which a repeat of the same event is counted instead of recreated. */
   seriesWindowMs?: number;
+  /** The clock of event times and the series window (default: the wall clock). */
+  now?: () => Date;
 }
 
 export const REPORTING_CONTROLLER = "wasmlet";
@@ -43,6 +45,7 @@ export class EventRecorder {
   readonly #series = new Map<string, SeriesEntry>();
   readonly #pending = new Set<Promise<void>>();
   readonly #window: number;
+  readonly #now: () => Date;
   #closed = false;
   #sequence = 0;
 
@@ -50,6 +53,7 @@ export class EventRecorder {
     this.#options = options;
     this.#log = options.logger.child({ component: "events" });
     this.#window = options.seriesWindowMs ?? 10 * 60_000;
+    this.#now = options.now ?? (() => new Date());
   }
 
   normal(target: EventTarget, reason: string, note: string, action = reason): void {
@@ -109,7 +113,7 @@ export class EventRecorder {
       reason,
       note,
     ]);
-    const now = Date.now();
+    const now = this.#now().getTime();
     const existing = this.#series.get(key);
     if (existing && now - existing.last < this.#window) {
       existing.count++;

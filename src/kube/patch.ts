@@ -71,23 +71,6 @@ export async function patchNodeStatus<K extends PatchKind>(
   }
 }
 
-export async function patchPod<K extends PatchKind>(
-  kube: KubeClient,
-  namespace: string,
-  name: string,
-  kind: K,
-  body: PatchBody<K>,
-): Promise<V1Pod> {
-  try {
-    return await kube.core.patchNamespacedPod(
-      { namespace, name, body, ...patchParams(kind) },
-      patchOptions(kind),
-    );
-  } catch (error) {
-    throw apiError(error, `patching pod ${namespace}/${name} (${kind})`);
-  }
-}
-
 export async function patchPodStatus<K extends PatchKind>(
   kube: KubeClient,
   namespace: string,

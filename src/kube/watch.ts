@@ -3,12 +3,15 @@
 // after a network error or an inactivity timeout, relists when the version is too old (410), backs
 // off with jitter while the API server is away, and stops only when told. Every restart is logged,
 // so a stall is never silent: the watch's inactivity timeout (the library's, 30 s without a byte,
-// bookmarks included) turns a dead connection into a restart.
+// bookmarks included) turns a dead connection into a restart. A handler that throws is logged and
+// the watch goes on: the library would swallow it (an event lost without a word), and during a
+// relist it would fail the whole list.
 import { type KubeConfig, Watch } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { describeError } from "../errors.ts";
 import { apiError, statusCode } from "./api-error.ts";
 import { Backoff, sleep } from "./backoff.ts";
+import { kubeError } from "./errors.ts";
 import { decode } from "./serializer.ts";
 
 export interface WatchableObject {
@@ -43,8 +46,11 @@ export interface ResilientWatchOptions<T> {
   backoff?: { initialMs: number; maxMs: number };
 }
 
-class GoneError extends Error {
-  readonly statusCode = 410;
+/** A watch's ERROR event (a metav1.Status) as an error: 410 makes the watch relist. */
+function watchStatusError(status: { code?: number; message?: string }, path: string): Error {
+  const code = status.code === 410 ? "WASMLET_ERR_KUBE_GONE" : "WASMLET_ERR_KUBE_API";
+  const error = kubeError(code, `watching ${path}: ${status.message ?? "watch error"}`);
+  return Object.assign(error, { statusCode: status.code });
 }
 
 function keyOf(object: WatchableObject): string {
@@ -147,21 +153,37 @@ export class ResilientWatch<T extends WatchableObject> {
     for (const [key, old] of this.#cache) {
       if (!fresh.has(key)) {
         this.#cache.delete(key);
-        handler.deleted?.(old);
+        this.#notify("DELETED", key, () => handler.deleted?.(old));
       }
     }
     for (const [key, item] of fresh) {
       const old = this.#cache.get(key);
       this.#cache.set(key, item);
-      if (!old) handler.added?.(item);
+      if (!old) this.#notify("ADDED", key, () => handler.added?.(item));
       else if (old.metadata?.resourceVersion !== item.metadata?.resourceVersion)
-        handler.modified?.(item, old);
+        this.#notify("MODIFIED", key, () => handler.modified?.(item, old));
     }
     this.#resourceVersion = result.metadata?.resourceVersion;
     this.#backoff.reset();
-    handler.synced?.([...this.#cache.values()]);
+    const synced = [...this.#cache.values()];
+    this.#notify("SYNCED", undefined, () => handler.synced?.(synced));
     this.hasSynced = true;
     this.#synced();
+  }
+
+  /** Runs a handler; what it throws (or an async handler rejects with) is logged, not lost. */
+  #notify(event: string, object: string | undefined, call: () => unknown): void {
+    const failed = (error: unknown) =>
+      this.#log.error(
+        { event, object, err: error },
+        "watch handler threw; the event went unhandled",
+      );
+    try {
+      const result = call();
+      if (result instanceof Promise) result.catch(failed);
+    } catch (error) {
+      failed(error);
+    }
   }
 
   #watchOnce(): Promise<void> {
@@ -184,13 +206,7 @@ export class ResilientWatch<T extends WatchableObject> {
         if (type === "ERROR") {
           const status = raw as { code?: number; message?: string };
           this.#current?.abort();
-          finish(
-            status.code === 410
-              ? new GoneError(status.message ?? "gone")
-              : Object.assign(new Error(status.message ?? "watch error"), {
-                  statusCode: status.code,
-                }),
-          );
+          finish(watchStatusError(status, path));
           return;
         }
         const version = (raw as WatchableObject).metadata?.resourceVersion;
@@ -201,11 +217,11 @@ export class ResilientWatch<T extends WatchableObject> {
         const previous = this.#cache.get(key);
         if (type === "DELETED") {
           this.#cache.delete(key);
-          handler.deleted?.(object);
+          this.#notify(type, key, () => handler.deleted?.(object));
         } else if (type === "ADDED" || type === "MODIFIED") {
           this.#cache.set(key, object);
-          if (previous) handler.modified?.(object, previous);
-          else handler.added?.(object);
+          if (previous) this.#notify("MODIFIED", key, () => handler.modified?.(object, previous));
+          else this.#notify("ADDED", key, () => handler.added?.(object));
         }
         this.#backoff.reset();
       };

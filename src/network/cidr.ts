@@ -1,5 +1,6 @@
 // IPv4 CIDR arithmetic for pod addresses: parsing, membership, and the n-th usable address.
 import { isIPv4 } from "node:net";
+import { networkError } from "./errors.ts";
 
 export interface Cidr {
   /** The network address as an unsigned 32-bit number. */
@@ -23,12 +24,16 @@ export function parseCidr(text: string): Cidr {
   const [ip, bits, extra] = text.split("/");
   const prefix = Number(bits);
   if (extra !== undefined || !ip || !isIPv4(ip) || !/^\d+$/.test(bits ?? "") || prefix > 32) {
-    throw new Error(`${JSON.stringify(text)} is not an IPv4 CIDR (e.g. 10.244.1.0/24)`);
+    throw networkError(
+      "WASMLET_ERR_CIDR",
+      `${JSON.stringify(text)} is not an IPv4 CIDR (e.g. 10.244.1.0/24)`,
+    );
   }
   const size = 2 ** (32 - prefix);
   const base = ipv4ToNumber(ip);
   if (base % size !== 0) {
-    throw new Error(
+    throw networkError(
+      "WASMLET_ERR_CIDR",
       `${JSON.stringify(text)} has host bits set: the block starts at ${numberToIpv4(base - (base % size))}/${prefix}`,
     );
   }
@@ -39,7 +44,10 @@ export function parseCidr(text: string): Cidr {
 export function parsePodCidr(text: string): Cidr {
   const cidr = parseCidr(text);
   if (cidr.prefix > 29)
-    throw new Error(`${JSON.stringify(text)} is too small for pods: use a prefix of at most /29`);
+    throw networkError(
+      "WASMLET_ERR_CIDR",
+      `${JSON.stringify(text)} is too small for pods: use a prefix of at most /29`,
+    );
   return cidr;
 }
 

@@ -12,6 +12,7 @@ import { networkInterfaces } from "node:os";
 import type { V1Container, V1Pod } from "@kubernetes/client-node";
 import type { ContainerNetwork, ListenPort, OutboundPolicy } from "../runtime/types.ts";
 import { type Cidr, cidrContains, podAddress, podAddressCount } from "./cidr.ts";
+import { networkError } from "./errors.ts";
 
 export type PodNetworkMode = "node" | "pod-cidr";
 
@@ -203,7 +204,8 @@ export class PodNetwork {
       return this.nodeIP;
     }
     const cidr = this.#cidr;
-    if (!cidr) throw new Error("the pod-cidr network mode has no pod CIDR yet");
+    if (!cidr)
+      throw networkError("WASMLET_ERR_POD_CIDR", "the pod-cidr network mode has no pod CIDR yet");
     const previous = pod.status?.podIP;
     if (previous && cidrContains(cidr, previous) && !this.#used.has(previous)) {
       return this.#take(uid, previous);

@@ -4,9 +4,9 @@
 // numbers, so a condition changes only when its state does. A tracker keeps lastTransitionTime.
 import type { V1NodeCondition } from "@kubernetes/client-node";
 import type { Config } from "../config/config.ts";
+import { bytesQuantity } from "../quantity/quantity.ts";
 import { ConditionReason } from "./constants.ts";
 import type { HostSnapshot } from "./host.ts";
-import { bytesQuantity } from "./resources.ts";
 
 export type ConditionType = "Ready" | "MemoryPressure" | "DiskPressure" | "PIDPressure";
 

@@ -28,9 +28,6 @@ export const LEASE_NAMESPACE = "kube-node-lease";
 /** Annotation on the Lease naming the wasmlet process that holds it (see lease.ts). */
 export const HOLDER_ANNOTATION = "wasmlet.io/holder";
 
-/** Node features wasmlet may declare in `status.declaredFeatures`. */
-export const FEATURE_WEBSOCKETS_TO_KUBELET = "ExtendWebSocketsToKubelet";
-
 export const ConditionReason = {
   ready: "KubeletReady",
   notReady: "KubeletNotReady",

@@ -15,6 +15,7 @@ import { describeError, type WasmletError } from "../errors.ts";
 import { apiError, isAlreadyExists, isConflict, isNotFound } from "../kube/api-error.ts";
 import { Backoff, sleep } from "../kube/backoff.ts";
 import type { KubeClient } from "../kube/client.ts";
+import { kubeError } from "../kube/errors.ts";
 import { HOLDER_ANNOTATION, LEASE_NAMESPACE } from "./constants.ts";
 import { nodeError } from "./errors.ts";
 
@@ -292,9 +293,9 @@ export class LeaseHeartbeat {
         throw apiError(error, `renewing lease ${LEASE_NAMESPACE}/${name}`);
       }
     }
-    throw apiError(
-      new Error("the Lease kept changing"),
-      `renewing lease ${LEASE_NAMESPACE}/${name}`,
+    throw kubeError(
+      "WASMLET_ERR_KUBE_CONFLICT",
+      `renewing lease ${LEASE_NAMESPACE}/${name}: the Lease kept changing`,
     );
   }
 

@@ -22,6 +22,7 @@ import {
   RUNTIME_CLASS_NAME,
   TAINT_WASM,
 } from "./constants.ts";
+import { nodeError } from "./errors.ts";
 
 function validLabelValue(value: string): boolean {
   try {
@@ -147,7 +148,10 @@ export async function registerNode(
     logger.info({ uid: node.metadata?.uid }, "adopted the existing node");
     return { node, created: false };
   }
-  throw apiError(new Error("the Node kept changing under wasmlet"), `registering node ${name}`);
+  throw nodeError(
+    "WASMLET_ERR_NODE_REGISTRATION",
+    `registering node ${name}: the Node kept changing under wasmlet`,
+  );
 }
 
 /** The RuntimeClass that sends pods to wasmlet nodes (also in manifests/runtimeclass.yaml). */

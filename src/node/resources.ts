@@ -2,19 +2,10 @@
 // capacity minus the configured reservation and minus the pressure thresholds (the kubelet does the
 // same with its hard eviction thresholds), so the scheduler never fills the node into pressure.
 import type { Config } from "../config/config.ts";
+import { bytesQuantity, cpuQuantity } from "../quantity/quantity.ts";
 import type { HostSnapshot } from "./host.ts";
 
 export type ResourceList = Record<"cpu" | "memory" | "ephemeral-storage" | "pods", string>;
-
-export function cpuQuantity(millis: number): string {
-  const m = Math.max(0, Math.floor(millis));
-  return m % 1000 === 0 ? String(m / 1000) : `${m}m`;
-}
-
-export function bytesQuantity(bytes: number): string {
-  const b = Math.max(0, Math.floor(bytes));
-  return b % 1024 === 0 ? `${b / 1024}Ki` : String(b);
-}
 
 export function capacity(host: HostSnapshot, config: Pick<Config, "maxPods">): ResourceList {
   return {

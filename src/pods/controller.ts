@@ -6,10 +6,10 @@
 import type { V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { describeError } from "../errors.ts";
+import { Backoff } from "../kube/backoff.ts";
 import { PodNetwork } from "../network/pod-network.ts";
 import type { HostPathPolicy } from "../volumes/host-path.ts";
 import { VolumeManager } from "../volumes/volume-manager.ts";
-import { Backoff } from "./backoff.ts";
 import { podError } from "./errors.ts";
 import { InstanceRegistry } from "./instance-registry.ts";
 import { PodLifecycle } from "./lifecycle.ts";
@@ -35,6 +35,7 @@ export interface PodControllerOptions {
   logs?: LogPort;
   logger: Logger;
   timing?: Partial<Timing>;
+  /** The clock of every pod (default: the wall clock). */
   now?: () => Date;
   /** Observes state changes (tests, metrics). */
   onState?: (pod: { namespace: string; name: string; uid: string }, state: StateName) => void;
@@ -58,6 +59,7 @@ export class PodController {
     if (!options.node.nodeName) throw new RangeError("PodController needs node.nodeName");
     const timing: Timing = { ...DEFAULT_TIMING, ...options.timing };
     const now = options.now ?? (() => new Date());
+    const clockMs = () => now().getTime();
     this.#logger = options.logger;
     this.#onState = options.onState;
     const volumes = new VolumeManager({
@@ -81,8 +83,8 @@ export class PodController {
         hostPath: options.hostPath,
         runtimeClassHandler: (name) => options.kube.getRuntimeClassHandler(name),
       },
-      crashBackoff: new Backoff(timing.crashLoop),
-      imageBackoff: new Backoff(timing.imagePull),
+      crashBackoff: new Backoff({ ...timing.crashLoop, jitter: 0, now: clockMs }),
+      imageBackoff: new Backoff({ ...timing.imagePull, jitter: 0, now: clockMs }),
       instances: new InstanceRegistry(),
       now,
     };

@@ -1,6 +1,8 @@
 // Small formats the kubelet uses in messages.
 import type { PodRef } from "./ports.ts";
 
+export { messageOf } from "../errors.ts";
+
 /** Go's time.Duration.String for whole milliseconds ("10s", "1m20s", "250ms"). */
 export function goDuration(ms: number): string {
   if (ms < 1000) return `${Math.round(ms)}ms`;
@@ -14,9 +16,4 @@ export function goDuration(ms: number): string {
 /** The kubelet's format.Pod: name_namespace(uid). */
 export function formatPod(ref: PodRef): string {
   return `${ref.name}_${ref.namespace}(${ref.uid})`;
-}
-
-/** An error's message alone (no hint): what goes into statuses and events, in the kubelet's words. */
-export function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

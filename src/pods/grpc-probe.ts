@@ -2,7 +2,8 @@
 // grpc.health.v1.Health/Check, spoken by hand over HTTP/2 cleartext — a HealthCheckRequest{service}
 // in, the HealthCheckResponse's status out; SERVING passes — with the kubelet's messages. Like
 // grpc-go's blocking dial, connecting is retried until the timeout (a closed port ends as "failed to
-// connect service ... within 1s"), and the call gets what is left of it.
+// connect service ... within 1s"), and the call gets what is left of it. The deadline is a
+// duration, measured on the monotonic clock.
 import { STATUS_CODES } from "node:http";
 import {
   type ClientHttp2Session,
@@ -107,7 +108,7 @@ export async function grpcProbe(
   timeoutMs: number,
 ): Promise<ProbeOutcome> {
   const address = joinHostPort(host, port);
-  const deadline = Date.now() + timeoutMs;
+  const deadline = performance.now() + timeoutMs;
   const timeout = goDuration(timeoutMs);
   const session = await connectBlocking(address, deadline);
   if (!session) {
@@ -169,9 +170,9 @@ async function connectBlocking(
   for (;;) {
     const session = await connectOnce(authority, deadline);
     if (session) return session;
-    const wait = Math.min(backoff, deadline - Date.now());
+    const wait = Math.min(backoff, deadline - performance.now());
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-    if (Date.now() >= deadline) return undefined;
+    if (performance.now() >= deadline) return undefined;
     backoff *= RETRY_FACTOR;
   }
 }
@@ -184,7 +185,7 @@ function connectOnce(authority: string, deadline: number): Promise<ClientHttp2Se
       session.destroy();
       resolve(undefined);
     };
-    const timer = setTimeout(fail, Math.max(0, deadline - Date.now()));
+    const timer = setTimeout(fail, Math.max(0, deadline - performance.now()));
     // The listener stays: a session error later ends the call on its stream.
     session.on("error", fail);
     session.once("close", fail);
@@ -202,7 +203,7 @@ function healthCheck(
   deadline: number,
 ): Promise<RpcStatus> {
   return new Promise((resolve) => {
-    const remaining = deadline - Date.now();
+    const remaining = deadline - performance.now();
     if (remaining <= 0) {
       resolve({ code: DEADLINE_EXCEEDED, message: "context deadline exceeded" });
       return;

@@ -1,15 +1,20 @@
+import type { Backoff, BackoffOptions } from "../kube/backoff.ts";
 import type { PodNetwork } from "../network/pod-network.ts";
 import type { VolumeManager } from "../volumes/volume-manager.ts";
 import type { AdmissionOptions } from "./admission.ts";
-import type { Backoff, BackoffOptions } from "./backoff.ts";
 import type { InstanceRegistry } from "./instance-registry.ts";
 import type { ImagePort, KubePort, LogPort, RuntimePort } from "./ports.ts";
 
+/** The kubelet's restart and pull back-offs: no jitter, a window that resets after a long quiet. */
+export type RestartBackoffOptions = Required<
+  Pick<BackoffOptions, "initialMs" | "maxMs" | "resetAfterMs">
+>;
+
 export interface Timing {
   /** CrashLoopBackOff: 10 s doubling to 300 s, reset after 10 min (kubelet defaults). */
-  crashLoop: BackoffOptions;
+  crashLoop: RestartBackoffOptions;
   /** ImagePullBackOff: same defaults as the kubelet. */
-  imagePull: BackoffOptions;
+  imagePull: RestartBackoffOptions;
   /** Retry period for CreateContainerConfigError, FailedMount and admission lookups (kubelet: ~10 s). */
   retryMs: number;
   /** How often mounted ConfigMap/Secret/downwardAPI/projected volumes are refreshed (kubelet: ~60 s). */
@@ -59,5 +64,6 @@ export interface LifecycleDeps {
   crashBackoff: Backoff;
   imageBackoff: Backoff;
   instances: InstanceRegistry;
+  /** The one clock of pods/: timestamps, back-offs, grace periods (the back-offs read it too). */
   now: () => Date;
 }

@@ -37,6 +37,7 @@ import { ContainerProber, runnableProbes } from "./prober.ts";
 import { ConditionReason, ContainerReason, EventReason, EventType, PodReason } from "./reasons.ts";
 import { serviceEnv } from "./service-env.ts";
 import { STATES, TRANSITIONS } from "./states/index.ts";
+import { drivenNext } from "./states/overrides.ts";
 import type { StateContext, StateName, SuperviseOutcome } from "./states/state.ts";
 import { buildStatus, qosClass } from "./status.ts";
 import { StatusPatcher } from "./status-patcher.ts";
@@ -95,6 +96,9 @@ export class PodLifecycle implements StateContext {
   readonly #sidecarsEnd = new AbortController();
   readonly #abort = new AbortController();
   readonly #deletion = new AbortController();
+  readonly #forceDeletion = new AbortController();
+  readonly #nodeShutdown = new AbortController();
+  readonly cutShort = AbortSignal.any([this.#forceDeletion.signal, this.#nodeShutdown.signal]);
   readonly #patcher: StatusPatcher;
   readonly #onState: ((state: StateName) => void) | undefined;
   readonly #timers: NodeJS.Timeout[] = [];
@@ -195,6 +199,7 @@ export class PodLifecycle implements StateContext {
     this.#deletionRequested = true;
     this.#abort.abort();
     this.#deletion.abort();
+    this.#forceDeletion.abort();
     for (const handle of this.#handles.values()) void handle.stop(0).catch(() => undefined);
   }
 
@@ -207,9 +212,15 @@ export class PodLifecycle implements StateContext {
     graceMs = Math.min(graceMs, this.graceMs());
     this.#stopped = true;
     if (!this.#abort.signal.aborted) this.#abort.abort();
+    this.#nodeShutdown.abort();
     this.#patcher.close();
     this.#clearTimers();
-    await Promise.all([...this.#handles.keys()].map((name) => this.#stopOne(name, graceMs)));
+    // These stops run their own preStop hooks within `graceMs`: only a force deletion cuts them.
+    await Promise.all(
+      [...this.#handles.keys()].map((name) =>
+        this.#stopOne(name, graceMs, this.#forceDeletion.signal),
+      ),
+    );
   }
 
   #requestDeletion(pod: V1Pod): void {
@@ -248,13 +259,10 @@ export class PodLifecycle implements StateContext {
         next = this.#state;
       }
       if (this.#stopped) break;
-      if (this.#deletionRequested && this.#state !== "Terminating") next = "Terminating";
-      else if (
-        this.record.verdict &&
-        !["Succeeded", "Failed", "Terminating"].includes(this.#state) &&
-        next !== "Failed"
-      )
-        next = "Failed";
+      next = drivenNext(this.#state, next, {
+        deletionRequested: this.#deletionRequested,
+        verdict: this.record.verdict !== undefined,
+      });
       if (next === this.#state) continue;
       if (!TRANSITIONS[this.#state].includes(next)) {
         throw podError(
@@ -540,7 +548,7 @@ export class PodLifecycle implements StateContext {
 
   async stopSidecars(graceMs: number): Promise<void> {
     this.#sidecarsEnd.abort();
-    await this.#stopSidecarsInOrder(Date.now() + graceMs);
+    await this.#stopSidecarsInOrder(this.#nowMs() + graceMs);
     await Promise.all(this.#sidecars.values());
   }
 
@@ -846,7 +854,7 @@ export class PodLifecycle implements StateContext {
 
   async stopAll(graceMs: number): Promise<void> {
     for (const prober of this.#probers.values()) prober.stop();
-    const deadline = Date.now() + graceMs;
+    const deadline = this.#nowMs() + graceMs;
     const others = [...this.#handles.keys()].filter(
       (name) => !this.record.containers.get(name)?.sidecar,
     );
@@ -859,11 +867,15 @@ export class PodLifecycle implements StateContext {
     const sidecars = [...this.record.containers.values()].filter((c) => c.sidecar).reverse();
     for (const sidecar of sidecars) {
       if (this.#handles.has(sidecar.name))
-        await this.#stopOne(sidecar.name, Math.max(0, deadline - Date.now()));
+        await this.#stopOne(sidecar.name, Math.max(0, deadline - this.#nowMs()));
     }
   }
 
   /** Where network probes and hooks go when their action names no host: the pod's IP. */
+  #nowMs(): number {
+    return this.deps.now().getTime();
+  }
+
   #podIP(): string {
     return (this.record.podIPs ?? this.deps.node.nodeIPs)[0] ?? "";
   }
@@ -920,8 +932,11 @@ export class PodLifecycle implements StateContext {
     return `Exec lifecycle hook ([${line}]) for Container "${container.name}" in Pod "${formatPod(this.ref)}" failed - error: ${error}, message: ${JSON.stringify(output)}`;
   }
 
-  /** Killing event, preStop hook (exec, httpGet, tcpSocket or sleep), then stop within what is left of `graceMs`; resolves once it exited. */
-  async #stopOne(name: string, graceMs: number): Promise<void> {
+  /**
+   * Killing event, preStop hook (exec, httpGet, tcpSocket or sleep), then stop within what is left
+   * of `graceMs`; resolves once it exited. `cut` ends a preStop sleep early.
+   */
+  async #stopOne(name: string, graceMs: number, cut = this.cutShort): Promise<void> {
     const handle = this.#handles.get(name);
     if (!handle) return;
     const container = this.record.containers.get(name);
@@ -931,16 +946,20 @@ export class PodLifecycle implements StateContext {
     const spec = this.containerSpec(name);
     const preStop = spec?.lifecycle?.preStop;
     if (spec && preStop && container && remaining > 0 && !this.#forced) {
-      const started = Date.now();
+      const started = this.#nowMs();
       if (preStop.exec?.command?.length || preStop.httpGet || preStop.tcpSocket) {
         const failure = await this.#runHook(preStop, handle, container, spec, remaining);
         if (failure !== undefined)
           this.event(EventType.Warning, EventReason.FailedPreStopHook, failure, container);
       } else if (preStop.sleep?.seconds) {
-        const ms = Math.min(preStop.sleep.seconds * 1000, remaining);
-        await new Promise((resolve) => setTimeout(resolve, ms));
+        const slept = await this.sleep(Math.min(preStop.sleep.seconds * 1000, remaining), cut);
+        // Cut short by the node's shutdown: its own stop of this container (preStop first) follows.
+        if (!slept && !this.#forced) {
+          await this.#exits.get(name);
+          return;
+        }
       }
-      remaining = Math.max(0, remaining - (Date.now() - started));
+      remaining = Math.max(0, remaining - (this.#nowMs() - started));
     }
     await handle.stop(this.#forced ? 0 : remaining).catch((error) => {
       this.logger.warn({ err: describeError(error), container: name }, "stop failed");

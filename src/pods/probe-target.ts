@@ -3,6 +3,7 @@
 // ports, host and port joined like Go's net.JoinHostPort, and the User-Agent it sends.
 import type { IntOrString, V1Container } from "@kubernetes/client-node";
 import { KUBERNETES_VERSION } from "../node/constants.ts";
+import { podError } from "./errors.ts";
 
 /** The port a probe or hook names; throws the kubelet's error when there is no such port. */
 export function resolveContainerPort(
@@ -14,13 +15,13 @@ export function resolveContainerPort(
     number = port;
   } else if (typeof port === "string") {
     const named = container.ports?.find((candidate) => candidate.name === port);
-    if (!named) throw new Error(`port ${JSON.stringify(port)} not found`);
+    if (!named) throw podError("WASMLET_ERR_PROBE_PORT", `port ${JSON.stringify(port)} not found`);
     number = named.containerPort;
   } else {
-    throw new Error(`intOrString had no kind: ${JSON.stringify(port)}`);
+    throw podError("WASMLET_ERR_PROBE_PORT", `intOrString had no kind: ${JSON.stringify(port)}`);
   }
   if (Number.isInteger(number) && number > 0 && number < 65536) return number;
-  throw new Error(`invalid port number: ${number}`);
+  throw podError("WASMLET_ERR_PROBE_PORT", `invalid port number: ${number}`);
 }
 
 /** Go's net.JoinHostPort: IPv6 addresses go in brackets. */

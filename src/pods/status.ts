@@ -9,7 +9,7 @@ import {
   parseQuantity,
   type Quantity,
   ZERO,
-} from "../volumes/quantity.ts";
+} from "../quantity/quantity.ts";
 import type { ContainerRecord, ContainerState, PodRecord, TerminatedState } from "./pod-record.ts";
 import { toDate } from "./pod-record.ts";
 import {

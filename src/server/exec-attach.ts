@@ -84,6 +84,7 @@ export type WebSocketHandler = (
  */
 export type WebSocketRoute = KubeletRoute & { websocket?: WebSocketHandler };
 
+/** The node feature (`status.declaredFeatures`) that exec, attach and port-forward bring. */
 export const EXTEND_WEBSOCKETS_TO_KUBELET = "ExtendWebSocketsToKubelet";
 
 const ACCESS = { verb: "create", subresources: ["proxy"] } as const;

@@ -2,6 +2,7 @@
 // check (`[+]name ok` / `[-]name failed: why`). `/healthz/<name>` runs one check, `?verbose` lists
 // them all. Parts of wasmlet add their own checks (the node adds its heartbeat).
 import type { FastifyReply, FastifyRequest } from "fastify";
+import { serverError } from "./errors.ts";
 import type { KubeletRoute } from "./server.ts";
 
 /** Resolves to undefined when healthy, or to why not. */
@@ -11,7 +12,8 @@ export class HealthChecks {
   readonly #checks = new Map<string, HealthCheck>([["ping", () => undefined]]);
 
   add(name: string, check: HealthCheck): void {
-    if (this.#checks.has(name)) throw new Error(`health check ${name} is registered twice`);
+    if (this.#checks.has(name))
+      throw serverError("WASMLET_ERR_HEALTH_CHECK", `health check ${name} is registered twice`);
     this.#checks.set(name, check);
   }
 

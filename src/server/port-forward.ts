@@ -84,7 +84,7 @@ export function connectTcp(
     const socket = connect({ host, port, allowHalfOpen: true });
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new Error(`dial tcp ${host}:${port}: i/o timeout`));
+      reject(serverError("WASMLET_ERR_PORT_FORWARD_DIAL", `dial tcp ${host}:${port}: i/o timeout`));
     }, timeoutMs);
     socket.once("connect", () => {
       clearTimeout(timer);
@@ -198,7 +198,8 @@ const tunnelRequests = new WeakSet<IncomingMessage>();
 function answerWithTunnelProtocol(request: FastifyRequest): void {
   const server = (request.server as unknown as { websocketServer?: HandshakeHeaders })
     .websocketServer;
-  if (!server) throw new Error("port-forward needs @fastify/websocket");
+  if (!server)
+    throw serverError("WASMLET_ERR_SERVER_ROUTE", "port-forward needs @fastify/websocket");
   if (!amendedServers.has(server)) {
     amendedServers.add(server);
     server.on("headers", (headers, raw) => {
@@ -466,7 +467,7 @@ class TunnelStream extends Duplex {
     this.#socket = socket;
     socket.on("message", (data, isBinary) => {
       if (!isBinary) {
-        this.destroy(new Error("a text message in a SPDY tunnel"));
+        this.destroy(serverError("WASMLET_ERR_SPDY_TUNNEL", "a text message in a SPDY tunnel"));
         return;
       }
       if (!this.push(toBuffer(data))) socket.pause();

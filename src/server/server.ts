@@ -124,7 +124,8 @@ export class KubeletServer {
 
   /** The bound port (after start). */
   get port(): number {
-    if (this.#port === undefined) throw new Error("the kubelet API has not started");
+    if (this.#port === undefined)
+      throw serverError("WASMLET_ERR_SERVER_NOT_STARTED", "the kubelet API has not started");
     return this.#port;
   }
 

@@ -36,6 +36,7 @@ import {
   type Inflate,
   constants as zlibConstants,
 } from "node:zlib";
+import { serverError } from "./errors.ts";
 
 export const SPDY_VERSION = 3;
 
@@ -803,7 +804,11 @@ export class SpdySession {
 
   #entry(stream: SpdyStream): StreamEntry {
     const entry = this.#byStream.get(stream);
-    if (!entry) throw new Error(`stream ${stream.id} is not part of this session`);
+    if (!entry)
+      throw serverError(
+        "WASMLET_ERR_SPDY_STREAM",
+        `stream ${stream.id} is not part of this session`,
+      );
     return entry;
   }
 
@@ -1086,7 +1091,8 @@ export class SpdySession {
     await entry.replied;
     let offset = 0;
     while (offset < chunk.length) {
-      if (entry.reset || this.#ended) throw new Error(`stream ${entry.stream.id} is closed`);
+      if (entry.reset || this.#ended)
+        throw serverError("WASMLET_ERR_SPDY_STREAM", `stream ${entry.stream.id} is closed`);
       let room = MAX_DATA_CHUNK;
       if (this.#respectWindows) room = Math.min(room, entry.sendWindow, this.#sendWindow);
       if (room <= 0) {

@@ -10,7 +10,4 @@ export const volumeError = defineErrors({
     description:
       "A volume item path, subPath or subPathExpr is absolute, contains '..', or escapes its volume.",
   },
-  WASMLET_ERR_QUANTITY: {
-    description: "A Kubernetes resource quantity (e.g. 100m, 1Gi) could not be parsed.",
-  },
 });

@@ -6,7 +6,6 @@ import type {
   V1Pod,
   V1ResourceFieldSelector,
 } from "@kubernetes/client-node";
-import { volumeError } from "./errors.ts";
 import {
   ceilDiv,
   compareQuantity,
@@ -15,7 +14,8 @@ import {
   quantityMilliValue,
   quantityValue,
   ZERO,
-} from "./quantity.ts";
+} from "../quantity/quantity.ts";
+import { volumeError } from "./errors.ts";
 
 /** What the downward API needs to know beyond the pod object itself. */
 export interface DownwardContext {

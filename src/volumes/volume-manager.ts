@@ -13,6 +13,8 @@ import type {
   V1Secret,
   V1Volume,
 } from "@kubernetes/client-node";
+import { messageOf } from "../errors.ts";
+import { bytesOf } from "../quantity/quantity.ts";
 import {
   type FileProjection,
   type Payload,
@@ -24,7 +26,6 @@ import { volumeError } from "./errors.ts";
 import { type DownwardContext, podFieldValue, resourceFieldValue } from "./field-ref.ts";
 import { type HostPathPolicy, prepareHostPath } from "./host-path.ts";
 import type { VolumeSourcePort } from "./ports.ts";
-import { bytesOf } from "./quantity.ts";
 
 export type VolumeKind =
   | "configMap"
@@ -490,11 +491,6 @@ export class VolumeManager {
     }
     return removed;
   }
-}
-
-/** The message alone: it goes into FailedMount events verbatim, like the kubelet's. */
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 async function kindOf(path: string): Promise<"directory" | "file"> {

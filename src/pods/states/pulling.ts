@@ -1,7 +1,8 @@
 // Pulling: every container's image is ensured (pulled per imagePullPolicy and compiled, memory-capped
 // to the container's limit). Failures show ErrImagePull, then ImagePullBackOff while the kubelet's
 // back-off (10 s doubling to 300 s) runs; ErrImageNeverPull and InvalidImageName wait for a change.
-// Deleting the pod aborts a pull in flight.
+// Deleting the pod ends its wait at once; the pull itself is aborted, down to the registry request,
+// once no other pod waits for the same image.
 import type { V1Container } from "@kubernetes/client-node";
 import { bytesOf } from "../../volumes/quantity.ts";
 import { goDuration, messageOf } from "../format.ts";
@@ -78,7 +79,7 @@ async function ensureOne(
   const key = `${ctx.ref.uid}/${record.name}/${image}`;
   for (;;) {
     if (ctx.signal.aborted) return false;
-    const began = Date.now();
+    const began = ctx.deps.now().getTime();
     try {
       const memory = bytesOf(spec.resources?.limits?.memory);
       const ensured = await ctx.deps.images.ensure(image, {
@@ -94,7 +95,7 @@ async function ensureOne(
       record.image = ensured.image;
       record.imageID = ensured.imageID;
       if (ensured.pulled) {
-        const took = goDuration(Date.now() - began);
+        const took = goDuration(ctx.deps.now().getTime() - began);
         const size =
           ensured.sizeBytes !== undefined ? ` Image size: ${ensured.sizeBytes} bytes.` : "";
         ctx.event(
@@ -157,7 +158,7 @@ async function ensureOne(
           `Error: ${ContainerReason.ErrImagePull}`,
           record,
         );
-        const failedAt = Date.now();
+        const failedAt = ctx.deps.now().getTime();
         const delay = ctx.deps.imageBackoff.next(key, failedAt);
         if (keepLast) record.lastState = keepLast;
         ctx.publish();

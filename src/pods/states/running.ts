@@ -18,7 +18,7 @@ export const running: PodState<"Running", (typeof NEXT)[number]> = {
     await ctx.stopSidecars(ctx.graceMs());
     if (ctx.signal.aborted) return "Terminating";
     ctx.record.terminal = true;
-    const status = buildStatus(ctx.pod, ctx.record, { nodeIPs: [], now: new Date() });
+    const status = buildStatus(ctx.pod, ctx.record, { nodeIPs: [], now: ctx.deps.now() });
     const phase = podPhase(
       ctx.pod,
       status.initContainerStatuses ?? [],

@@ -1,7 +1,8 @@
 // What every lifecycle state is: a name (which is also what users and logs see), the states it may
 // move to, and the work it does. `run` can only return one of its declared next states: an
 // undeclared move does not compile. Deletion and pod-level verdicts (eviction, deadline) abort
-// `ctx.signal`; the driver then moves to Terminating or Failed, which every non-final state declares.
+// `ctx.signal`; the driver then moves to Terminating or Failed (overrides.ts), which every
+// non-final state declares.
 import type { V1Container, V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { DownwardContext } from "../../volumes/field-ref.ts";
@@ -44,6 +45,8 @@ export interface StateContext {
   volumes: ReadonlyMap<string, MountedVolume>;
   /** Aborted on deletion or a pod-level verdict. */
   readonly signal: AbortSignal;
+  /** Aborted on force deletion or node shutdown: what would only delay the end (a preStop sleep, DELETE retries) ends early. */
+  readonly cutShort: AbortSignal;
   /** The pod has a deletionTimestamp (or is gone from the API). */
   readonly deletionRequested: boolean;
   /** The pod is gone from the API (force deletion): no status to patch, nothing to DELETE. */
@@ -52,8 +55,8 @@ export interface StateContext {
   publish(): void;
   flushStatus(): Promise<void>;
   event(type: EventType, reason: string, message: string, container?: ContainerRecord): void;
-  /** Resolves true after `ms`, false as soon as `signal` aborts. */
-  sleep(ms: number): Promise<boolean>;
+  /** Resolves true after `ms`, false as soon as `signal` (default: the pod's `signal`) aborts. */
+  sleep(ms: number, signal?: AbortSignal): Promise<boolean>;
   downward(): DownwardContext;
   setVerdict(verdict: PodVerdict): void;
   /** Starts volume refresh and emptyDir checks (once volumes exist). */

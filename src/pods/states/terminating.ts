@@ -3,7 +3,8 @@
 // asks for less); every container is reported terminated and the pod's phase terminal; then the
 // pod object is deleted with grace 0 and a uid precondition, so it never stays Terminating; its
 // volumes and logs are removed.
-// A force-deleted pod (already gone from the API) is stopped at once and nothing is sent.
+// A force-deleted pod (already gone from the API) is stopped at once and nothing is sent; a force
+// deletion or the node's shutdown also ends the DELETE retries.
 import { describeError } from "../../errors.ts";
 import { removePodLogs } from "../log-layout.ts";
 import { httpStatusOf } from "../ports.ts";
@@ -35,7 +36,7 @@ export const terminating: PodState<"Terminating", (typeof NEXT)[number]> = {
             { err: describeError(error), retryInMs: delay },
             "pod DELETE failed; retrying",
           );
-          await new Promise((resolve) => setTimeout(resolve, delay));
+          if (!(await ctx.sleep(delay, ctx.cutShort))) break;
           delay = Math.min(delay * 2, DELETE_RETRY_MAX_MS);
         }
       }

@@ -32,6 +32,13 @@ describe("config values", () => {
     assert.equal(parseBytes("2G"), 2e9);
     assert.equal(parseBytes("1k"), 1000);
     assert.throws(() => parseBytes("1MB"), /not a byte quantity/);
+    // The one quantity grammar: exponents and exa, fractions of a byte rounded up, no negatives.
+    assert.equal(parseBytes("1e3"), 1000);
+    assert.equal(parseBytes("1Ei"), 2 ** 60);
+    assert.equal(parseBytes("2.4"), 3);
+    assert.throws(() => parseBytes("-1Mi"), /not a byte quantity/);
+    assert.throws(() => parseCpuMillis("-1"), /not a CPU quantity/);
+    assert.equal(parseCpuMillis("1.2m"), 2);
     assert.equal(parseCpuMillis("100m"), 100);
     assert.equal(parseCpuMillis("0.5"), 500);
     assert.equal(parseCpuMillis(2), 2000);

@@ -82,4 +82,30 @@ describe("EventRecorder", () => {
     await recorder.flush();
     assert.equal(api.requests.filter((r) => r.method === "POST").length, 3);
   });
+
+  it("reads its clock for event times and the series window", async () => {
+    api.requests.length = 0;
+    api.handler = (request, response) => json(response, 201, JSON.parse(request.body || "{}"));
+    let now = Date.parse("2030-01-02T03:04:05.123Z");
+    const recorder = new EventRecorder({
+      kube: new KubeClient(api.kubeConfig()),
+      nodeName: "n1",
+      logger: pino({ level: "silent" }),
+      seriesWindowMs: 60_000,
+      now: () => new Date(now),
+    });
+    const pod = { kind: "Pod", name: "p2", namespace: "ns1", uid: "u-2" };
+    recorder.warning(pod, "BackOff", "again");
+    await recorder.flush();
+    now += 60_000; // the window has passed: a new event, not a series
+    recorder.warning(pod, "BackOff", "again");
+    await recorder.flush();
+    const posts = api.requests.filter((r) => r.method === "POST");
+    assert.deepEqual(
+      posts.map((r) => JSON.parse(r.body).eventTime),
+      ["2030-01-02T03:04:05.123000Z", "2030-01-02T03:05:05.123000Z"],
+    );
+    assert.equal(api.requests.filter((r) => r.method === "PATCH").length, 0);
+    await recorder.close();
+  });
 });

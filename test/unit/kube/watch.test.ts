@@ -148,4 +148,82 @@ describe("ResilientWatch", () => {
     assert.ok(Date.now() - closing < 2000, "close is prompt");
     await watch.close();
   });
+
+  it("logs a handler that throws and goes on, in a list and in the watch", async (t) => {
+    const watches: ServerResponse[] = [];
+    let lists = 0;
+    api.handler = (request, response) => {
+      if (request.query.get("watch") !== "true") {
+        lists++;
+        return json(response, 200, {
+          kind: "PodList",
+          apiVersion: "v1",
+          metadata: { resourceVersion: "11" },
+          items: [pod("a", 10), pod("b", 11)],
+        });
+      }
+      response.writeHead(200, { "content-type": "application/json" });
+      response.flushHeaders();
+      watches.push(response);
+    };
+    const send = (type: string, object: unknown) =>
+      watches.at(-1)?.write(`${JSON.stringify({ type, object })}\n`);
+    const logged: Array<{ event?: string; object?: string; msg?: string; err?: unknown }> = [];
+    const capture = pino(
+      { level: "error" },
+      { write: (line: string) => logged.push(JSON.parse(line)) },
+    );
+    const seen: string[] = [];
+    let syncs = 0;
+    const kube = new KubeClient(api.kubeConfig());
+    const watch = new ResilientWatch<V1Pod>({
+      kubeConfig: kube.kubeConfig,
+      path: "/api/v1/pods",
+      typeName: "V1Pod",
+      list: () => kube.core.listPodForAllNamespaces(),
+      logger: capture,
+      backoff: { initialMs: 20, maxMs: 50 },
+      handler: {
+        added: (p) => {
+          if (p.metadata?.name === "a") throw new Error("added a: a bug in the handler");
+          seen.push(`added ${p.metadata?.name}`);
+        },
+        modified: (p) => {
+          if (p.metadata?.name === "b") throw new Error("modified b: a bug in the handler");
+          seen.push(`modified ${p.metadata?.name}`);
+        },
+        deleted: async (p) => {
+          throw new Error(`deleted ${p.metadata?.name}: a bug in an async handler`);
+        },
+        synced: () => syncs++,
+      },
+    });
+    t.after(() => watch.close());
+    watch.start();
+    await watch.synced;
+    assert.deepEqual(seen.splice(0), ["added b"], "the list goes on past the handler that threw");
+    assert.equal(syncs, 1);
+    assert.equal(lists, 1, "a throwing handler does not fail the list");
+    await until("the watch", () => watches.length === 1);
+
+    send("MODIFIED", pod("b", 12, "Running"));
+    send("DELETED", pod("a", 13));
+    send("ADDED", pod("c", 14));
+    await until("the events after those that failed", () => seen.length === 1);
+    assert.deepEqual(seen.splice(0), ["added c"]);
+    assert.deepEqual(
+      logged.map((entry) => [
+        entry.event,
+        entry.object,
+        (entry.err as { message?: string }).message,
+      ]),
+      [
+        ["ADDED", "ns/a", "added a: a bug in the handler"],
+        ["MODIFIED", "ns/b", "modified b: a bug in the handler"],
+        ["DELETED", "ns/a", "deleted a: a bug in an async handler"],
+      ],
+    );
+    assert.equal(watch.restarts, 0);
+    assert.equal(watch.get("ns", "b")?.status?.phase, "Running", "the cache holds the event");
+  });
 });

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ConditionTracker, evaluateConditions } from "../../../src/node/conditions.ts";
 import type { HostIdentity, HostSnapshot } from "../../../src/node/host.ts";
-import { allocatable, bytesQuantity, capacity, cpuQuantity } from "../../../src/node/resources.ts";
+import { allocatable, capacity } from "../../../src/node/resources.ts";
 import {
   buildStatus,
   type NodeImage,
@@ -36,14 +36,6 @@ const identity: HostIdentity = {
 };
 
 describe("node resources", () => {
-  it("writes Kubernetes quantities", () => {
-    assert.equal(cpuQuantity(2000), "2");
-    assert.equal(cpuQuantity(1500), "1500m");
-    assert.equal(cpuQuantity(-5), "0");
-    assert.equal(bytesQuantity(2048), "2Ki");
-    assert.equal(bytesQuantity(1000), "1000");
-  });
-
   it("reports capacity from the host and allocatable minus reservation and thresholds", () => {
     const config = {
       maxPods: 500,
