@@ -178,7 +178,9 @@ function checkCombinations(config: Config): void {
   if (config.kubeconfig && !config.bootstrapKubeconfig && !existsSync(config.kubeconfig))
     invalid(`invalid --kubeconfig: ${config.kubeconfig} does not exist`);
   if (config.bootstrapKubeconfig && !config.kubeconfig)
-    invalid("--bootstrap-kubeconfig needs --kubeconfig: the path where wasmlet writes the node's kubeconfig");
+    invalid(
+      "--bootstrap-kubeconfig needs --kubeconfig: the path where wasmlet writes the node's kubeconfig",
+    );
   if ((config.tlsCertFile === undefined) !== (config.tlsPrivateKeyFile === undefined)) {
     invalid("--tls-cert-file and --tls-private-key-file go together: give both or neither");
   }
