@@ -14,6 +14,10 @@ export const podError = defineErrors({
     description:
       "A pod lifecycle state named a next state that is not among its declared transitions (a wasmlet bug).",
   },
+  WASMLET_ERR_LIFECYCLE_STATE: {
+    description:
+      "A pod lifecycle met a state it cannot be in: a container without its spec or image at start, or a step past Terminated (a wasmlet bug).",
+  },
   WASMLET_ERR_CONTROLLER_CLOSED: {
     description: "The pod controller was given work after close() or destroy().",
   },

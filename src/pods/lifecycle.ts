@@ -5,8 +5,8 @@ import { randomBytes } from "node:crypto";
 import type { V1Container, V1LifecycleHandler, V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { describeError } from "../errors.ts";
+import { bytesOf, millisOf } from "../quantity/quantity.ts";
 import type { DownwardContext } from "../volumes/field-ref.ts";
-import { bytesOf, millisOf } from "../volumes/quantity.ts";
 import type { ContainerMountRequest, MountedVolume } from "../volumes/volume-manager.ts";
 import {
   commandLine,
@@ -578,7 +578,11 @@ export class PodLifecycle implements StateContext {
   async #startContainer(container: ContainerRecord): Promise<StartResult> {
     const spec = this.containerSpec(container.name);
     const image = this.images.get(container.name);
-    if (!spec || !image) throw new Error(`container ${container.name} has no spec or image`);
+    if (!spec || !image)
+      throw podError(
+        "WASMLET_ERR_LIFECYCLE_STATE",
+        `container ${container.name} has no spec or image`,
+      );
 
     let env: Map<string, string>;
     let mounts: RunSpec["mounts"];
@@ -644,8 +648,6 @@ export class PodLifecycle implements StateContext {
       mounts,
       workingDir: command.workingDir,
       stdin: spec.stdin ?? false,
-      stdinOnce: spec.stdinOnce ?? false,
-      tty: spec.tty ?? false,
       logPath,
       labels: {
         namespace: this.ref.namespace,

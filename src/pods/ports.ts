@@ -74,8 +74,6 @@ export interface RunSpec {
   mounts: RunMount[];
   workingDir: string;
   stdin: boolean;
-  stdinOnce: boolean;
-  tty: boolean;
   /** CRI-format log file for this instance (`<podLogDir>/<container>/<restartCount>.log`). */
   logPath: string;
   /** The export to call; `_start` when absent. */

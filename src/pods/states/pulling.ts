@@ -4,7 +4,7 @@
 // Deleting the pod ends its wait at once; the pull itself is aborted, down to the registry request,
 // once no other pod waits for the same image.
 import type { V1Container } from "@kubernetes/client-node";
-import { bytesOf } from "../../volumes/quantity.ts";
+import { bytesOf } from "../../quantity/quantity.ts";
 import { goDuration, messageOf } from "../format.ts";
 import type { ContainerRecord } from "../pod-record.ts";
 import type { PullPolicy } from "../ports.ts";

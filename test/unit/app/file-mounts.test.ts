@@ -246,8 +246,6 @@ test("through the runtime: the guest cannot change a read-only host file beside 
       mounts: [file(ro, "/etc/app/ro.conf", true), file(rw, "/etc/app/rw.state", false)],
       workingDir: "/",
       stdin: false,
-      stdinOnce: false,
-      tty: false,
       logPath,
       labels: { namespace: "ns", pod: "p", uid: "u", container: "c" },
     });

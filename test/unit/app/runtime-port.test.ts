@@ -44,8 +44,6 @@ function spec(id: string, uid: string, container: string): RunSpec {
     mounts: [],
     workingDir: "/",
     stdin: false,
-    stdinOnce: false,
-    tty: false,
     logPath: join(scratchDir, `${id}.log`),
     labels: { namespace: "ns", pod: "web", uid, container },
   };
