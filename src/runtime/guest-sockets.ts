@@ -252,7 +252,9 @@ export class GuestConnection {
     // Queued data still goes out (as close(2) does); a peer that never reads gets a reset.
     if (this.#writeShut || this.#socket.writableLength === 0) this.#socket.destroySoon();
     else this.#socket.end(() => this.#socket.destroy());
-    setTimeout(() => this.#socket.destroy(), 5000).unref();
+    // A peer that never takes the rest gets a reset after 5 s; a closed socket is forgotten at once.
+    const reset = setTimeout(() => this.#socket.destroy(), 5000).unref();
+    this.#socket.once("close", () => clearTimeout(reset));
     this.#release.budget.give();
     this.#release.limit.give();
   }
