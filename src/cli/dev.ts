@@ -25,6 +25,7 @@ import { writeKubeconfig } from "../devcluster/kubeconfig.ts";
 import { ManagedProcess } from "../devcluster/managed-process.ts";
 import {
   type ClusterObjects,
+  type Manifest,
   METRICS_SERVER_VERSION,
   MetricsServer,
   metricsServerCacheDir,
@@ -36,6 +37,7 @@ import { KUBERNETES_VERSION } from "../devcluster/versions.ts";
 import { describeError, isWasmletError, WasmletError } from "../errors.ts";
 import { pushWasmArtifact, RegistryClient } from "../images/index.ts";
 import { apiError, statusCode } from "../kube/api-error.ts";
+import { runtimeClass } from "../node/registration.ts";
 
 const HELP = `Usage: wasmlet dev [options]      start a local wasm cluster (Ctrl-C stops it)
        wasmlet dev stop [options] stop a cluster started with --detach
@@ -393,6 +395,8 @@ async function start(
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfig);
   const core = kc.makeApiClient(CoreV1Api);
+  // The RuntimeClass is the cluster admin's to create: nodes (system:node) may only read it.
+  await clusterObjects(kc).apply(runtimeClass() as unknown as Manifest);
   const names = Array.from({ length: options.nodes }, (_, i) =>
     options.nodes === 1 ? "wasmlet-dev" : `wasmlet-dev-${i + 1}`,
   );

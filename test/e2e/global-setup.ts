@@ -1,6 +1,7 @@
 // Starts one control plane and one registry for the whole test run (node --test
 // --test-global-setup) and tells every test file where they are through WASMLET_TEST_CLUSTER.
 // Test files run in child processes, which inherit the environment set here.
+import { execFileSync } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -41,6 +42,14 @@ export async function globalSetup(): Promise<void> {
     binDir,
     kubernetesVersion: KUBERNETES_VERSION,
   };
+  // As a cluster admin installs it (nodes, as system:node, may only read RuntimeClasses).
+  execFileSync(process.env.KUBECTL ?? "kubectl", [
+    "--kubeconfig",
+    plane.kubeconfig,
+    "apply",
+    "-f",
+    new URL("../../manifests/runtimeclass.yaml", import.meta.url).pathname,
+  ]);
   const file = join(dir, "cluster.json");
   await writeFile(file, JSON.stringify(info, null, 2));
   process.env.WASMLET_TEST_CLUSTER = file;

@@ -6,7 +6,7 @@ import type { StateContext } from "./state.ts";
 
 export async function finish(ctx: StateContext): Promise<"Terminating"> {
   if (!ctx.record.rejected) {
-    await ctx.stopAll(ctx.graceMs());
+    await ctx.containers.stopAll(ctx.graceMs());
     ctx.terminalize();
   }
   // Nothing listens any more: another pod may take the ports (the status keeps the address).

@@ -17,15 +17,15 @@ export const initializing: PodState<"Initializing", (typeof NEXT)[number]> = {
       if (!container.init) continue;
       if (container.sidecar) {
         // After a wasmlet restart with the apps already run, sidecars come back beside them.
-        const started = ctx.startSidecar(container);
+        const started = ctx.containers.startSidecar(container);
         if (!anyAppStarted && (await started) === "aborted") return "Terminating";
         continue;
       }
       if (anyAppStarted) continue;
       if (container.state.kind === "terminated" && container.state.exitCode === 0) continue;
-      const outcome = await ctx.supervise(container);
+      const outcome = await ctx.containers.supervise(container);
       if (outcome === "aborted") return "Terminating";
-      const exit = ctx.lastExit(container.name);
+      const exit = ctx.containers.lastExit(container.name);
       if (exit?.exitCode !== 0) return "Failed";
     }
     return "Running";

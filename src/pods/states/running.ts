@@ -12,10 +12,12 @@ export const running: PodState<"Running", (typeof NEXT)[number]> = {
   next: NEXT,
   async run(ctx: StateContext) {
     const apps = [...ctx.record.containers.values()].filter((c) => !c.init);
-    const outcomes = await Promise.all(apps.map((container) => ctx.supervise(container)));
+    const outcomes = await Promise.all(
+      apps.map((container) => ctx.containers.supervise(container)),
+    );
     if (outcomes.includes("aborted")) return "Terminating";
     // The apps will not run again: the sidecars have nothing left to serve.
-    await ctx.stopSidecars(ctx.graceMs());
+    await ctx.containers.stopSidecars(ctx.graceMs());
     if (ctx.signal.aborted) return "Terminating";
     ctx.record.terminal = true;
     const status = buildStatus(ctx.pod, ctx.record, { nodeIPs: [], now: ctx.deps.now() });

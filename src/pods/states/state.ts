@@ -7,8 +7,9 @@ import type { V1Container, V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { DownwardContext } from "../../volumes/field-ref.ts";
 import type { MountedVolume } from "../../volumes/volume-manager.ts";
+import type { ContainerRunner } from "../containers/runner.ts";
 import type { LifecycleDeps } from "../lifecycle-deps.ts";
-import type { ContainerRecord, PodRecord, PodVerdict, TerminatedState } from "../pod-record.ts";
+import type { ContainerRecord, PodRecord, PodVerdict } from "../pod-record.ts";
 import type { EnsuredImage, PodRef } from "../ports.ts";
 import type { EventType } from "../reasons.ts";
 
@@ -61,20 +62,12 @@ export interface StateContext {
   setVerdict(verdict: PodVerdict): void;
   /** Starts volume refresh and emptyDir checks (once volumes exist). */
   startVolumeChecks(): void;
-  /** Runs a container until it is done for good under the restart policy, or `signal` aborts. */
-  supervise(container: ContainerRecord): Promise<SuperviseOutcome>;
-  /** Starts a sidecar's supervision (once) and resolves when it has started (its startup probe passed). */
-  startSidecar(container: ContainerRecord): Promise<"started" | "aborted">;
-  /** The app containers are done for good: stops the sidecars, last first, and waits for them. */
-  stopSidecars(graceMs: number): Promise<void>;
-  /** Stops every live instance (Killing events, preStop sleep, then stop within grace; sidecars last) and waits for their exits. */
-  stopAll(graceMs: number): Promise<void>;
+  /** Every container's start, restarts, probes, hooks and stop (supervise, sidecars, stopAll). */
+  readonly containers: ContainerRunner;
   /** Resolves once the pod is being deleted (not on verdicts). */
   waitForDeletion(): Promise<void>;
   /** The deletion grace period now in force. */
   graceMs(): number;
   /** Marks the pod terminal and every unfinished container terminated, the kubelet's TerminatePod. */
   terminalize(): void;
-  /** Latest exit of a container, once it is known. */
-  lastExit(container: string): TerminatedState | undefined;
 }

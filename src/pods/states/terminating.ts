@@ -18,7 +18,7 @@ export const terminating: PodState<"Terminating", (typeof NEXT)[number]> = {
   next: NEXT,
   async run(ctx: StateContext) {
     if (!ctx.record.terminal) {
-      await ctx.stopAll(ctx.graceMs());
+      await ctx.containers.stopAll(ctx.graceMs());
       ctx.terminalize();
     }
     if (!ctx.forced) {
