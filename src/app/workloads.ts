@@ -7,6 +7,7 @@ import { join } from "node:path";
 import type { V1Pod, V1Service } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { describeError } from "../errors.ts";
+import { CredentialProviders } from "../images/credential-providers.ts";
 import { ImageService } from "../images/image-service.ts";
 import { ResilientWatch } from "../kube/watch.ts";
 import { WasmletMetrics } from "../metrics/wasmlet-metrics.ts";
@@ -79,6 +80,14 @@ export class Workloads implements Component {
       dataDir: config.dataDir,
       registry: { plainHttp: config.insecureRegistries },
       ...(config.imageCredentialFile ? { dockerConfigPath: config.imageCredentialFile } : {}),
+      ...(config.imageCredentialProviderConfig && config.imageCredentialProviderBinDir
+        ? {
+            credentialProviders: CredentialProviders.fromFile(
+              config.imageCredentialProviderConfig,
+              config.imageCredentialProviderBinDir,
+            ),
+          }
+        : {}),
       supportedImports: Object.entries(SUPPORTED_IMPORTS).flatMap(([module, names]) =>
         names.map((n) => `${module}.${n}`),
       ),

@@ -72,6 +72,9 @@ export interface Config {
   syncFrequencyMs: number;
   insecureRegistries: string[];
   imageCredentialFile: string | undefined;
+  /** The kubelet's CredentialProviderConfig, and where its plugins are. */
+  imageCredentialProviderConfig: string | undefined;
+  imageCredentialProviderBinDir: string | undefined;
   /** Image garbage collection starts when the data dir's filesystem is fuller than this… */
   imageGcHighThresholdPercent: number;
   /** …and frees images no pod uses, least recently used first, down to this. */
@@ -477,6 +480,23 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: [],
     defaultText: "none",
     repeatable: true,
+  }),
+  option("imageCredentialProviderConfig", {
+    group: "Images",
+    placeholder: "PATH",
+    description:
+      "the kubelet's credential-provider configuration (CredentialProviderConfig): plugins that hand out registry credentials for matching images",
+    parse: path,
+    default: undefined,
+    file: true,
+  }),
+  option("imageCredentialProviderBinDir", {
+    group: "Images",
+    placeholder: "DIR",
+    description: "where the credential-provider plugins named in that configuration are",
+    parse: path,
+    default: undefined,
+    directory: true,
   }),
   option("imageCredentialFile", {
     group: "Images",

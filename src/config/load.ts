@@ -177,6 +177,13 @@ function parseFromSource(spec: OptionSpec, source: Source, cwd: string): unknown
 function checkCombinations(config: Config): void {
   if (config.kubeconfig && !config.bootstrapKubeconfig && !existsSync(config.kubeconfig))
     invalid(`invalid --kubeconfig: ${config.kubeconfig} does not exist`);
+  if (
+    (config.imageCredentialProviderConfig === undefined) !==
+    (config.imageCredentialProviderBinDir === undefined)
+  )
+    invalid(
+      "--image-credential-provider-config and --image-credential-provider-bin-dir go together: give both or neither",
+    );
   if (config.bootstrapKubeconfig && !config.kubeconfig)
     invalid(
       "--bootstrap-kubeconfig needs --kubeconfig: the path where wasmlet writes the node's kubeconfig",

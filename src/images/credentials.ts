@@ -80,6 +80,23 @@ function credentialFrom(json: AuthConfigJson, source: string): RegistryCredentia
   return usable ? credential : undefined;
 }
 
+/** Whether a key (host glob, port, path prefix) covers `host:port/repository`. */
+function keyMatches(
+  key: { host: string; port: string; path: string },
+  host: string,
+  port: string,
+  repository: string,
+): boolean {
+  if (key.port !== port || !globMatch(key.host, host)) return false;
+  return key.path === "" || repository === key.path || repository.startsWith(`${key.path}/`);
+}
+
+/** Whether an image pattern (a docker config key, or a credential provider's matchImages entry) covers the image. */
+export function imageMatches(pattern: string, registry: string, repository: string): boolean {
+  const { host, port } = parseKey(registry);
+  return keyMatches(parseKey(pattern), host, port, repository);
+}
+
 function globMatch(pattern: string, value: string): boolean {
   const patternLabels = pattern.split(".");
   const labels = value.split(".");
@@ -154,15 +171,7 @@ export class CredentialSet {
     const { host, port } = parseKey(registry);
     const matches: { entry: Entry; index: number }[] = [];
     this.#entries.forEach((entry, index) => {
-      if (entry.port !== port) return;
-      if (!globMatch(entry.host, host)) return;
-      if (
-        entry.path !== "" &&
-        repository !== entry.path &&
-        !repository.startsWith(`${entry.path}/`)
-      )
-        return;
-      matches.push({ entry, index });
+      if (keyMatches(entry, host, port, repository)) matches.push({ entry, index });
     });
     const specificity = (e: Entry) => (e.host.includes("*") ? 0 : 1000) + e.path.length;
     matches.sort((a, b) => specificity(b.entry) - specificity(a.entry) || a.index - b.index);

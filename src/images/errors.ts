@@ -61,4 +61,8 @@ export const imageError = defineErrors({
     description:
       "A docker config (pull secret or node-level file) is not valid JSON of a known shape.",
   },
+  WASMLET_ERR_CREDENTIAL_PROVIDER_CONFIG: {
+    description:
+      "The credential-provider configuration (--image-credential-provider-config, the kubelet's CredentialProviderConfig) cannot be read or is invalid.",
+  },
 });

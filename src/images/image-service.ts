@@ -3,6 +3,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { ContentStore, type GcPolicy, type GcResult, type ImageRecord } from "./content-store.ts";
+import type { CredentialProviders } from "./credential-providers.ts";
 import {
   CredentialSet,
   credentialsFromPullSecrets,
@@ -70,6 +71,8 @@ export interface ImageServiceOptions {
   registry?: RegistryClientOptions | RegistryClient;
   /** The node's docker config (`config.json`), used after a pod's pull secrets. */
   dockerConfigPath?: string;
+  /** The kubelet's credential-provider plugins, asked after the pull secrets. */
+  credentialProviders?: CredentialProviders;
   /** What the runtime provides (`module.name` or `module.*`); modules needing more are refused. */
   supportedImports?: SupportedImports;
   limits?: Partial<SizeLimits>;
@@ -182,6 +185,7 @@ export class ImageService {
   readonly limits: SizeLimits;
   readonly modules: ModuleCache;
   readonly #nodeConfig: DockerConfigFile | undefined;
+  readonly #credentialProviders: CredentialProviders | undefined;
   readonly #gc: ImageServiceOptions["gc"];
   readonly #inUse: (() => Iterable<string>) | undefined;
   readonly #pulls = new SharedWork<PulledImage>();
@@ -203,6 +207,7 @@ export class ImageService {
       supportedImports: options.supportedImports,
       maxEntries: options.moduleCacheEntries,
     });
+    this.#credentialProviders = options.credentialProviders;
     this.#nodeConfig = options.dockerConfigPath
       ? new DockerConfigFile(options.dockerConfigPath)
       : undefined;
@@ -227,6 +232,12 @@ export class ImageService {
     const policy = options.pullPolicy ?? defaultPullPolicy(ref);
     const sets = [credentialsFromPullSecrets(options.pullSecrets ?? [])];
     if (options.credentials) sets.push(options.credentials);
+    const provided = await this.#credentialProviders?.lookup(
+      ref.registry,
+      ref.repository,
+      formatReference(ref),
+    );
+    if (provided) sets.push(provided.credentials);
     if (this.#nodeConfig) sets.push(await this.#nodeConfig.load());
     const credentials = CredentialSet.concat(...sets).lookup(ref.registry, ref.repository);
     const executable =
@@ -239,11 +250,18 @@ export class ImageService {
       credentialIdentity(credentials),
       executable ?? "",
     ].join("|");
-    return this.#pulls.run(
+    const pull = this.#pulls.run(
       key,
       (signal) => this.#ensure(ref, policy, credentials, options.executable, signal),
       options.signal,
     );
+    if (!provided?.errors.length) return pull;
+    // A plugin's failure did not stop the pull (the image may be public); if the pull fails
+    // anyway, say why credentials were missing.
+    return pull.catch((error: unknown) => {
+      if (error instanceof Error) error.message += ` (${provided.errors.join("; ")})`;
+      throw error;
+    });
   }
 
   /** The image if it is present (no network). */
