@@ -22,15 +22,18 @@ export function resolveExecTarget(
   const pod = deps.pod(namespace, name);
   if (!pod || (podUid !== undefined && pod.metadata?.uid !== podUid))
     return { kind: "pod-not-found" };
-  const spec = [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])].find(
-    (c) => c.name === containerName,
-  );
+  const spec = [
+    ...(pod.spec?.containers ?? []),
+    ...(pod.spec?.initContainers ?? []),
+    ...(pod.spec?.ephemeralContainers ?? []),
+  ].find((c) => c.name === containerName);
   if (!spec) return { kind: "container-not-found" };
   const container = deps.instance(namespace, name, containerName);
   if (!container?.running) {
     const waiting = [
       ...(pod.status?.containerStatuses ?? []),
       ...(pod.status?.initContainerStatuses ?? []),
+      ...(pod.status?.ephemeralContainerStatuses ?? []),
     ].find((s) => s.name === containerName)?.state?.waiting?.reason;
     return waiting ? { kind: "not-running", reason: waiting } : { kind: "not-running" };
   }

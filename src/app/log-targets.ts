@@ -22,6 +22,7 @@ function statusOf(pod: V1Pod, container: string): V1ContainerStatus | undefined 
   return [
     ...(pod.status?.containerStatuses ?? []),
     ...(pod.status?.initContainerStatuses ?? []),
+    ...(pod.status?.ephemeralContainerStatuses ?? []),
   ].find((s) => s.name === container);
 }
 
@@ -34,7 +35,11 @@ export async function resolveLogTarget(
 ): Promise<ContainerLogTarget> {
   const pod = deps.pod(namespace, name);
   if (!pod?.metadata?.uid) return { kind: "pod-not-found" };
-  const spec = [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])];
+  const spec = [
+    ...(pod.spec?.containers ?? []),
+    ...(pod.spec?.initContainers ?? []),
+    ...(pod.spec?.ephemeralContainers ?? []),
+  ];
   if (!spec.some((c) => c.name === container)) return { kind: "container-not-found" };
   const dir = podLogDir(deps.podLogsDir, namespace, name, pod.metadata.uid);
   const instances = await loggedInstances(dir, container);

@@ -1,10 +1,13 @@
 // A real Kubernetes control plane on loopback: etcd, kube-apiserver, kube-controller-manager and
 // kube-scheduler as child processes with free ports, a throw-away PKI and a temp data dir. Used by
-// `wasmlet dev` and shared by the end-to-end tests. `stop()` leaves no process behind.
+// `wasmlet dev` and shared by the end-to-end tests. `stop()` leaves no process behind. One
+// component can be stopped and started again with the same flags, data and ports (fault tests:
+// an API server or etcd restart).
 import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ControlPlaneBinaries } from "./binaries.ts";
+import { devclusterError } from "./errors.ts";
 import { httpsGet } from "./https-probe.ts";
 import { writeKubeconfig } from "./kubeconfig.ts";
 import { ManagedProcess } from "./managed-process.ts";
@@ -27,6 +30,20 @@ export interface ControlPlaneOptions {
   onProgress?: (line: string) => void;
 }
 
+/** The components of a control plane, in the order they start. */
+export type ControlPlaneComponent =
+  | "etcd"
+  | "kube-apiserver"
+  | "kube-controller-manager"
+  | "kube-scheduler";
+
+interface ComponentSpec {
+  command: string;
+  args: string[];
+  /** Resolves true once the component serves (set when start() first waits for it). */
+  ready?: () => Promise<boolean>;
+}
+
 export class ControlPlane {
   readonly dir: string;
   readonly pki: ClusterPki;
@@ -36,6 +53,8 @@ export class ControlPlane {
   /** Bootstrap-token kubeconfig nodes join with (TLS bootstrapping); set once started. */
   bootstrapKubeconfig = "";
   #processes: ManagedProcess[] = [];
+  readonly #specs = new Map<ControlPlaneComponent, ComponentSpec>();
+  #readyTimeoutMs = 90_000;
   #ownsDir: boolean;
   #stopped = false;
 
@@ -73,6 +92,7 @@ export class ControlPlane {
     });
     const plane = new ControlPlane(dir, ownsDir, pki, apiServerUrl, kubeconfig);
     const timeout = options.readyTimeoutMs ?? 90_000;
+    plane.#readyTimeoutMs = timeout;
     try {
       progress("starting etcd");
       const [etcdClient, etcdPeer] = [await freePort(), await freePort()];
@@ -87,10 +107,14 @@ export class ControlPlane {
         "--unsafe-no-fsync",
         "--log-level=warn",
       ]);
-      await etcd.waitUntil(async () => {
-        const response = await fetch(`http://127.0.0.1:${etcdClient}/health`);
-        return response.ok && ((await response.json()) as { health?: string }).health === "true";
-      }, timeout);
+      await plane.#serving(
+        etcd,
+        async () => {
+          const response = await fetch(`http://127.0.0.1:${etcdClient}/health`);
+          return response.ok && ((await response.json()) as { health?: string }).health === "true";
+        },
+        timeout,
+      );
 
       progress("starting kube-apiserver");
       const toleration = String(options.evictionTolerationSeconds ?? 300);
@@ -131,7 +155,8 @@ export class ControlPlane {
       ]);
       const ca = await readFile(pki.caCert);
       const admin = { ca, cert: await readFile(pki.adminCert), key: await readFile(pki.adminKey) };
-      await apiserver.waitUntil(
+      await plane.#serving(
+        apiserver,
         async () => (await httpsGet(`${apiServerUrl}/readyz`, admin)).status === 200,
         timeout,
       );
@@ -185,8 +210,8 @@ export class ControlPlane {
         (await httpsGet(`https://127.0.0.1:${port}/healthz`, { ca, rejectUnauthorized: false }))
           .status === 200;
       await Promise.all([
-        cm.waitUntil(healthy(cmPort), timeout),
-        scheduler.waitUntil(healthy(schedPort), timeout),
+        plane.#serving(cm, healthy(cmPort), timeout),
+        plane.#serving(scheduler, healthy(schedPort), timeout),
       ]);
       plane.bootstrapKubeconfig = await prepareNodeBootstrap({
         server: apiServerUrl,
@@ -202,15 +227,64 @@ export class ControlPlane {
     }
   }
 
-  #spawn(name: string, command: string, args: string[]): ManagedProcess {
-    const child = new ManagedProcess({
-      name,
-      command,
-      args,
-      logFile: join(this.dir, "logs", `${name}.log`),
-    });
+  #spawn(name: ControlPlaneComponent, command: string, args: string[]): ManagedProcess {
+    this.#specs.set(name, { command, args });
+    const child = this.#launch(name);
     this.#processes.push(child);
     return child;
+  }
+
+  #launch(name: ControlPlaneComponent): ManagedProcess {
+    const spec = this.#specs.get(name)!;
+    return new ManagedProcess({
+      name,
+      command: spec.command,
+      args: spec.args,
+      // Appended to: a restarted component's output follows its earlier run's.
+      logFile: join(this.dir, "logs", `${name}.log`),
+    });
+  }
+
+  /** Waits until the component serves, and remembers how to tell (for startComponent). */
+  #serving(child: ManagedProcess, ready: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+    this.#specs.get(child.name as ControlPlaneComponent)!.ready = ready;
+    return child.waitUntil(ready, timeoutMs);
+  }
+
+  #process(name: ControlPlaneComponent): ManagedProcess {
+    // start() spawns every component before it returns the control plane.
+    return this.#processes.find((p) => p.name === name)!;
+  }
+
+  /**
+   * Stops one component (SIGTERM, then SIGKILL after `graceMs`), or kills it at once with
+   * `{ kill: true }`; the others keep running. `startComponent` brings it back.
+   */
+  async stopComponent(
+    name: ControlPlaneComponent,
+    options: { graceMs?: number; kill?: boolean } = {},
+  ): Promise<void> {
+    const child = this.#process(name);
+    if (options.kill) await child.kill();
+    else await child.stop(options.graceMs ?? 10_000);
+  }
+
+  /**
+   * Starts a stopped component again with the same flags, data directory and ports, and waits
+   * until it serves (etcd healthy, the API server ready, the others healthy). A component that
+   * still runs is only waited for.
+   */
+  async startComponent(name: ControlPlaneComponent): Promise<void> {
+    if (this.#stopped)
+      throw devclusterError("WASMLET_ERR_COMPONENT_EXITED", "the control plane was stopped");
+    const index = this.#processes.indexOf(this.#process(name));
+    let child = this.#processes[index]!;
+    if (!child.running) {
+      child = this.#launch(name);
+      this.#processes[index] = child;
+    }
+    const ready = this.#specs.get(name)!.ready ?? (async () => true);
+    await child.waitUntil(ready, this.#readyTimeoutMs);
   }
 
   /** Component log files, by name. */

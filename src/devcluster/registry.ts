@@ -1,6 +1,6 @@
 // A local OCI registry (Debian's `docker-registry`, CNCF distribution 2.8) on a free loopback
 // port with its own storage; optionally behind htpasswd basic auth. Used by `wasmlet dev` and the
-// tests.
+// tests. It can be stopped and started again on the same address, its content kept (fault tests).
 import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -30,19 +30,24 @@ export class LocalRegistry {
   readonly dir: string;
   #process: ManagedProcess;
   #ownsDir: boolean;
+  readonly #binary: string;
+  readonly #readyTimeoutMs: number;
 
   private constructor(
     host: string,
     port: number,
     dir: string,
     ownsDir: boolean,
-    process: ManagedProcess,
+    binary: string,
+    readyTimeoutMs: number,
   ) {
     this.host = host;
     this.port = port;
     this.dir = dir;
     this.#ownsDir = ownsDir;
-    this.#process = process;
+    this.#binary = binary;
+    this.#readyTimeoutMs = readyTimeoutMs;
+    this.#process = this.#launch();
   }
 
   /** `host:port`, the registry part of image references. */
@@ -88,27 +93,51 @@ export class LocalRegistry {
         `auth: {token: {realm: ${JSON.stringify(t.realm)}, service: ${JSON.stringify(t.service)}, issuer: ${JSON.stringify(t.issuer)}, rootcertbundle: ${JSON.stringify(t.rootCertBundle)}}}`,
       );
     }
-    const configFile = join(dir, "config.yml");
-    await writeFile(configFile, `${config.join("\n")}\n`);
+    await writeFile(join(dir, "config.yml"), `${config.join("\n")}\n`);
 
-    const child = new ManagedProcess({
-      name: "docker-registry",
-      command: binary,
-      args: ["serve", configFile],
-      logFile: join(dir, "registry.log"),
-    });
-    const registry = new LocalRegistry(host, port, dir, ownsDir, child);
+    const registry = new LocalRegistry(
+      host,
+      port,
+      dir,
+      ownsDir,
+      binary,
+      options.readyTimeoutMs ?? 15_000,
+    );
     try {
-      await child.waitUntil(async () => {
-        const response = await fetch(`${registry.url}/v2/`);
-        await response.body?.cancel();
-        return response.status === 200 || response.status === 401;
-      }, options.readyTimeoutMs ?? 15_000);
+      await registry.#serving();
     } catch (error) {
       await registry.stop();
       throw error;
     }
     return registry;
+  }
+
+  #launch(): ManagedProcess {
+    return new ManagedProcess({
+      name: "docker-registry",
+      command: this.#binary,
+      args: ["serve", join(this.dir, "config.yml")],
+      logFile: join(this.dir, "registry.log"),
+    });
+  }
+
+  #serving(): Promise<void> {
+    return this.#process.waitUntil(async () => {
+      const response = await fetch(`${this.url}/v2/`);
+      await response.body?.cancel();
+      return response.status === 200 || response.status === 401;
+    }, this.#readyTimeoutMs);
+  }
+
+  /** Stops the registry process and keeps its storage: `resume()` serves the same content again. */
+  async suspend(): Promise<void> {
+    await this.#process.stop();
+  }
+
+  /** Starts the registry again after suspend(), on the same address with the same content. */
+  async resume(): Promise<void> {
+    if (!this.#process.running) this.#process = this.#launch();
+    await this.#serving();
   }
 
   async stop(): Promise<void> {

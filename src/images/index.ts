@@ -16,6 +16,7 @@
 //     pullPolicy: container.imagePullPolicy,            // undefined → the `:latest` rule
 //     pullSecrets: decodedDockerConfigJsonOrDockercfg,  // one string per imagePullSecret
 //     executable: container.command?.[0],               // container images: module named by command
+//     signal,                                           // the pod's: ends its wait; the pull ends with its last waiter
 //   });
 //   image.imageID   // "docker.io/library/app@sha256:…" for containerStatuses[].imageID
 //   image.pulled    // false → event "Container image … already present on machine"
@@ -33,6 +34,7 @@
 // manifest.ts (media types, parsing), formats.ts (which layout, platform choice, wasm checks),
 // layers.ts (a file out of tar layers), content-store.ts (verified blobs, records, GC),
 // module-cache.ts (compile once, import check), image-service.ts (ensure/compile/gc),
+// shared-work.ts (one pull or download for all who wait, aborted when the last one leaves),
 // pull-policy.ts, push.ts (CNCF artifact for `wasmlet push`).
 
 export type { GcPolicy, GcResult } from "./content-store.ts";

@@ -194,8 +194,12 @@ export class PodController {
     for (const lifecycle of this.#lifecycles.values()) {
       if (lifecycle.state === "Terminated") continue;
       const spec = lifecycle.pod.spec;
-      for (const c of [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])])
-        if (c.image) images.add(c.image);
+      const all = [
+        ...(spec?.initContainers ?? []),
+        ...(spec?.containers ?? []),
+        ...(spec?.ephemeralContainers ?? []),
+      ];
+      for (const c of all) if (c.image) images.add(c.image);
     }
     return [...images];
   }

@@ -7,12 +7,15 @@ import type { Logger } from "pino";
 import { describeError } from "../errors.ts";
 import type { DownwardContext } from "../volumes/field-ref.ts";
 import type { MountedVolume } from "../volumes/volume-manager.ts";
+import { ephemeralRunSpec } from "./containers/ephemeral.ts";
 import { ContainerRunner } from "./containers/runner.ts";
 import { podError } from "./errors.ts";
 import { formatPod } from "./format.ts";
 import type { LifecycleDeps } from "./lifecycle-deps.ts";
 import {
   type ContainerRecord,
+  ephemeralRecord,
+  ephemeralUnstarted,
   type PodRecord,
   type PodVerdict,
   recordFromPod,
@@ -21,6 +24,7 @@ import type { EnsuredImage, PodRef } from "./ports.ts";
 import { ConditionReason, ContainerReason, EventReason, EventType, PodReason } from "./reasons.ts";
 import { STATES, TRANSITIONS } from "./states/index.ts";
 import { drivenNext } from "./states/overrides.ts";
+import { ensureImage, pullSecrets } from "./states/pulling.ts";
 import type { StateContext, StateName } from "./states/state.ts";
 import { buildStatus } from "./status.ts";
 import { StatusPatcher } from "./status-patcher.ts";
@@ -59,6 +63,8 @@ export class PodLifecycle implements StateContext {
   readonly #patcher: StatusPatcher;
   readonly #onState: ((state: StateName) => void) | undefined;
   readonly #timers: NodeJS.Timeout[] = [];
+  /** Ephemeral containers whose (single) start was begun. */
+  readonly #ephemeralStarts = new Set<string>();
   #deadlineTimer: NodeJS.Timeout | undefined;
   #pod: V1Pod;
   #state: StateName = "Pending";
@@ -129,19 +135,16 @@ export class PodLifecycle implements StateContext {
     this.#pod = pod;
     if (pod.metadata?.deletionTimestamp) this.#requestDeletion(pod);
     if (before.spec?.activeDeadlineSeconds !== pod.spec?.activeDeadlineSeconds) this.#armDeadline();
-    const ephemeral = (pod.spec?.ephemeralContainers ?? []).map((c) => c.name);
-    for (const name of ephemeral) {
-      if (!this.record.ephemeral.includes(name)) {
-        this.record.ephemeral.push(name);
-        this.event(
-          EventType.Warning,
-          EventReason.Failed,
-          "Error: ephemeral containers are not supported by wasmlet",
-          undefined,
-          `spec.ephemeralContainers{${name}}`,
+    // `kubectl debug` adds ephemeral containers (the ephemeralcontainers subresource): each is
+    // started once, as soon as the pod's volumes are ready, and never restarted.
+    for (const c of pod.spec?.ephemeralContainers ?? []) {
+      if (!this.record.ephemeral.has(c.name))
+        this.record.ephemeral.set(
+          c.name,
+          ephemeralRecord(c.name, c.image ?? "", undefined, this.deps.now()),
         );
-      }
     }
+    this.#startEphemeral();
     if (this.#state !== "Terminated") this.publish();
   }
 
@@ -223,6 +226,7 @@ export class PodLifecycle implements StateContext {
       this.logger.debug({ from: this.#state, to: next }, "pod state");
       this.#state = next;
       this.#onState?.(next);
+      this.#startEphemeral();
     }
     this.#clearTimers();
   }
@@ -231,9 +235,38 @@ export class PodLifecycle implements StateContext {
 
   containerSpec(name: string): V1Container | undefined {
     const spec = this.#pod.spec;
-    return [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])].find(
+    const found = [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])].find(
       (c) => c.name === name,
     );
+    if (found) return found;
+    const ephemeral = spec?.ephemeralContainers?.find((c) => c.name === name);
+    return ephemeral && ephemeralRunSpec(ephemeral, this.containerSpec.bind(this));
+  }
+
+  /**
+   * Starts the ephemeral containers not yet started, once the pod's volumes are ready and while it
+   * runs (Initializing or Running): pull, then one instance (ContainerRunner.runEphemeral).
+   */
+  #startEphemeral(): void {
+    if (this.#state !== "Initializing" && this.#state !== "Running") return;
+    if (this.signal.aborted || this.record.terminal || !this.record.readyToStart) return;
+    for (const record of this.record.ephemeral.values()) {
+      if (this.#ephemeralStarts.has(record.name) || !ephemeralUnstarted(record)) continue;
+      const spec = this.containerSpec(record.name);
+      if (!spec) continue;
+      this.#ephemeralStarts.add(record.name);
+      void (async () => {
+        const secrets = await pullSecrets(this);
+        if (!(await ensureImage(this, record, spec, secrets))) return;
+        // The pod may have ended while the image came: nothing starts in a finished pod.
+        if (!this.record.terminal) await this.containers.runEphemeral(record);
+      })().catch((error) => {
+        this.logger.warn(
+          { err: describeError(error), container: record.name },
+          "ephemeral container failed",
+        );
+      });
+    }
   }
 
   publish(): void {
@@ -260,7 +293,7 @@ export class PodLifecycle implements StateContext {
     const path =
       fieldPath ??
       (container
-        ? `spec.${container.init ? "initContainers" : "containers"}{${container.name}}`
+        ? `spec.${container.ephemeral ? "ephemeralContainers" : container.init ? "initContainers" : "containers"}{${container.name}}`
         : undefined);
     try {
       this.deps.kube.recordEvent({
@@ -405,6 +438,20 @@ export class PodLifecycle implements StateContext {
         reason: ContainerReason.ContainerStatusUnknown,
         message: "The container could not be located when the pod was terminated",
         finishedAt: now,
+      };
+    }
+    for (const container of this.record.ephemeral.values()) {
+      container.ready = false;
+      container.started = false;
+      if (container.state.kind !== "running") continue;
+      container.state = {
+        kind: "terminated",
+        exitCode: 137,
+        reason: ContainerReason.ContainerStatusUnknown,
+        message: "The container could not be located when the pod was terminated",
+        startedAt: container.state.startedAt,
+        finishedAt: now,
+        ...(container.instanceId ? { instanceId: container.instanceId } : {}),
       };
     }
     this.record.terminal = true;

@@ -1,6 +1,6 @@
 // What wasmlet knows about one pod's containers: the lifecycle writes it, the status builder reads
 // it. Plain data, no Kubernetes client types, so it is easy to assert on.
-import type { V1Pod } from "@kubernetes/client-node";
+import type { V1ContainerStatus, V1Pod } from "@kubernetes/client-node";
 import { ContainerReason } from "./reasons.ts";
 
 export interface WaitingState {
@@ -43,6 +43,8 @@ export interface ContainerRecord {
   instanceId?: string;
   ready: boolean;
   started: boolean;
+  /** An ephemeral container (`kubectl debug`): started once, never restarted. */
+  ephemeral?: boolean;
 }
 
 /** A pod-level outcome decided outside the containers (admission, eviction, deadline). */
@@ -65,8 +67,8 @@ export interface PodRecord {
   rejected?: boolean;
   /** No container will run again (terminal phase reached or pod deleted). */
   terminal: boolean;
-  /** Ephemeral containers seen on the pod (not supported: reported waiting with a message). */
-  ephemeral: string[];
+  /** Ephemeral containers seen on the pod, by name, in the order they were added. */
+  ephemeral: Map<string, ContainerRecord>;
   /** The pod's addresses, given at admission (src/network/pod-network.ts). */
   podIPs?: string[];
 }
@@ -157,8 +159,67 @@ export function recordFromPod(pod: V1Pod, now: Date): PodRecord {
     containers,
     readyToStart: false,
     terminal: false,
-    ephemeral: [],
+    ephemeral: ephemeralRecords(pod, now),
   };
+}
+
+/**
+ * A new ephemeral container waits (ContainerCreating) to be started once. One the API already
+ * shows started (wasmlet restarted) is never started again: a running one is reported
+ * terminated (ContainerStatusUnknown), as its instance died with the previous process.
+ */
+export function ephemeralRecord(
+  name: string,
+  image: string,
+  old: V1ContainerStatus | undefined,
+  now: Date,
+): ContainerRecord {
+  const record: ContainerRecord = {
+    name,
+    init: false,
+    sidecar: false,
+    ephemeral: true,
+    image,
+    imageID: old?.imageID ?? "",
+    restartCount: 0,
+    state: { kind: "waiting", reason: ContainerReason.ContainerCreating },
+    ready: false,
+    started: false,
+  };
+  if (old?.image) record.image = old.image;
+  const oldId = old?.containerID?.replace(/^[a-z]+:\/\//, "");
+  if (oldId) record.instanceId = oldId;
+  if (old?.state?.terminated) {
+    record.state = fromApiTerminated(old.state.terminated, now);
+    if (!record.state.instanceId && oldId) record.state.instanceId = oldId;
+  } else if (old?.state?.running || oldId) {
+    const startedAt = toDate(old?.state?.running?.startedAt);
+    record.state = {
+      kind: "terminated",
+      exitCode: 137,
+      reason: ContainerReason.ContainerStatusUnknown,
+      message: "The container could not be located when wasmlet restarted",
+      ...(startedAt ? { startedAt } : {}),
+      finishedAt: now,
+      ...(oldId ? { instanceId: oldId } : {}),
+    };
+  }
+  return record;
+}
+
+function ephemeralRecords(pod: V1Pod, now: Date): Map<string, ContainerRecord> {
+  const previous = new Map(
+    (pod.status?.ephemeralContainerStatuses ?? []).map((s) => [s.name, s] as const),
+  );
+  const records = new Map<string, ContainerRecord>();
+  for (const c of pod.spec?.ephemeralContainers ?? [])
+    records.set(c.name, ephemeralRecord(c.name, c.image ?? "", previous.get(c.name), now));
+  return records;
+}
+
+/** Whether an ephemeral container is yet to be started (it never is twice). */
+export function ephemeralUnstarted(record: ContainerRecord): boolean {
+  return record.instanceId === undefined && record.state.kind === "waiting";
 }
 
 function fromApiTerminated(

@@ -12,13 +12,7 @@ import {
 } from "../quantity/quantity.ts";
 import type { ContainerRecord, ContainerState, PodRecord, TerminatedState } from "./pod-record.ts";
 import { toDate } from "./pod-record.ts";
-import {
-  CONTAINER_ID_SCHEME,
-  ConditionReason,
-  ConditionType,
-  ContainerReason,
-  PodPhase,
-} from "./reasons.ts";
+import { CONTAINER_ID_SCHEME, ConditionReason, ConditionType, PodPhase } from "./reasons.ts";
 
 export interface StateDoc {
   waiting?: { reason?: string; message?: string };
@@ -469,25 +463,14 @@ export function buildStatus(pod: V1Pod, record: PodRecord, context: BuildContext
   if (record.verdict?.reason) status.reason = record.verdict.reason;
   if (record.verdict?.message) status.message = record.verdict.message;
   if (initStatuses.length > 0) status.initContainerStatuses = initStatuses;
-  if (record.ephemeral.length > 0) {
-    status.ephemeralContainerStatuses = record.ephemeral.map((name) => {
-      const spec = pod.spec?.ephemeralContainers?.find((c) => c.name === name);
-      return {
-        name,
-        state: {
-          waiting: {
-            reason: ContainerReason.CreateContainerError,
-            message: "ephemeral containers are not supported by wasmlet",
-          },
-        },
-        lastState: {},
-        ready: false,
-        restartCount: 0,
-        image: spec?.image ?? "",
-        imageID: "",
-        started: false,
-      };
-    });
+  if (record.ephemeral.size > 0) {
+    // Own volumeMounts only, as the kubelet reports them; never ready, never restarted.
+    const ephemeralSpecs = new Map(
+      (pod.spec?.ephemeralContainers ?? []).map((c) => [c.name, c as V1Container]),
+    );
+    status.ephemeralContainerStatuses = [...record.ephemeral.values()].map((c) =>
+      containerStatusDoc(c, ephemeralSpecs.get(c.name)),
+    );
   }
   return status;
 }

@@ -87,7 +87,7 @@ export class ContainerRunner {
   instance(container: string): { id: string; logPath: string } | undefined {
     const host = this.#host;
     const handle = this.#handles.get(container);
-    const record = host.record.containers.get(container);
+    const record = this.#recordOf(container);
     if (!handle || !record) return undefined;
     const dir = podLogDir(
       host.deps.node.podLogsDir,
@@ -98,9 +98,14 @@ export class ContainerRunner {
     return { id: handle.id, logPath: containerLogPath(dir, container, record.restartCount) };
   }
 
+  /** A container's record: app, init or ephemeral. */
+  #recordOf(name: string): ContainerRecord | undefined {
+    return this.#host.record.containers.get(name) ?? this.#host.record.ephemeral.get(name);
+  }
+
   /** Latest exit of a container, once it is known. */
   lastExit(container: string): TerminatedState | undefined {
-    const record = this.#host.record.containers.get(container);
+    const record = this.#recordOf(container);
     if (record?.state.kind === "terminated") return record.state;
     return record?.lastState;
   }
@@ -150,6 +155,24 @@ export class ContainerRunner {
       if (ended === "aborted") return "aborted";
     }
     return this.#endOf(container);
+  }
+
+  /**
+   * Runs an ephemeral container once (`kubectl debug`): started when it can be (a configuration
+   * error is retried, as the kubelet retries a container it could not create), never restarted.
+   * Resolves when it exited or the pod's signal aborted.
+   */
+  async runEphemeral(container: ContainerRecord): Promise<void> {
+    const host = this.#host;
+    while (!host.signal.aborted && !host.record.terminal) {
+      const started = await this.#start(container);
+      if (started.kind === "aborted") return;
+      if (started.kind === "started") {
+        await Promise.race([started.exit, this.#aborted()]);
+        return;
+      }
+      if (!(await host.sleep(host.deps.timing.retryMs))) return;
+    }
   }
 
   #endOf(container: ContainerRecord): SuperviseOutcome {
@@ -345,7 +368,7 @@ export class ContainerRunner {
     }
     if (container.instanceId === id && (container.state as ContainerState).kind !== "terminated") {
       container.state = { kind: "running", startedAt };
-      const runs = !container.init || container.sidecar;
+      const runs = (!container.init || container.sidecar) && !container.ephemeral;
       const probes = runs ? runnableProbes(spec) : {};
       container.ready = runs && probes.startup === undefined && probes.readiness === undefined;
       if (probes.startup === undefined) this.#markStarted(container);
@@ -553,7 +576,7 @@ export class ContainerRunner {
     const host = this.#host;
     const handle = this.#handles.get(name);
     if (!handle) return;
-    const container = host.record.containers.get(name);
+    const container = this.#recordOf(name);
     if (container)
       host.event(EventType.Normal, EventReason.Killing, `Stopping container ${name}`, container);
     let remaining = graceMs;

@@ -3,7 +3,7 @@
 // the first status (Pending, startTime, IPs, ContainerCreating) goes out.
 import { describeError } from "../../errors.ts";
 import { admit } from "../admission.ts";
-import { EventReason, EventType, PodPhase } from "../reasons.ts";
+import { EventType, PodPhase } from "../reasons.ts";
 import type { PodState, StateContext } from "./state.ts";
 
 const NEXT = ["Pulling", "Succeeded", "Failed", "Terminating"] as const;
@@ -69,16 +69,6 @@ export const pending: PodState<"Pending", (typeof NEXT)[number]> = {
           reason: warning.reason,
           message: warning.message,
         });
-      }
-      for (const ephemeral of ctx.pod.spec?.ephemeralContainers ?? []) {
-        if (!ctx.record.ephemeral.includes(ephemeral.name)) {
-          ctx.record.ephemeral.push(ephemeral.name);
-          ctx.event(
-            EventType.Warning,
-            EventReason.Failed,
-            "Error: ephemeral containers are not supported by wasmlet",
-          );
-        }
       }
       ctx.publish();
       return "Pulling";

@@ -69,7 +69,8 @@ export function pullPolicy(container: V1Container): PullPolicy {
   return tag === "latest" ? "Always" : "IfNotPresent";
 }
 
-async function ensureOne(
+/** Ensures one container's image (pulled per its policy), retrying with back-off; false once the pod's signal aborted. */
+export async function ensureImage(
   ctx: StateContext,
   record: ContainerRecord,
   spec: V1Container,
@@ -119,7 +120,7 @@ async function ensureOne(
         record.state = {
           kind: "waiting",
           reason:
-            (ctx.pod.spec?.initContainers ?? []).length > 0
+            !record.ephemeral && (ctx.pod.spec?.initContainers ?? []).length > 0
               ? ContainerReason.PodInitializing
               : ContainerReason.ContainerCreating,
         };
@@ -206,7 +207,7 @@ export const pulling: PodState<"Pulling", (typeof NEXT)[number]> = {
         continue;
       const spec = ctx.containerSpec(record.name);
       if (!spec) continue;
-      if (!(await ensureOne(ctx, record, spec, secrets))) return "Terminating";
+      if (!(await ensureImage(ctx, record, spec, secrets))) return "Terminating";
     }
     return "Preparing";
   },

@@ -113,7 +113,14 @@ test("an ordinary pod and a DaemonSet stay off the wasm node", async () => {
     unschedulable.status?.conditions?.find((c) => c.type === "PodScheduled")?.message ?? "",
     /taint|affinity|selector/,
   );
-  await new Promise((r) => setTimeout(r, 2000));
+  // The DaemonSet controller creates a set's pods before it reports the generation it synced:
+  // once it has, any pod it meant for the wasm node would exist.
+  await eventually(async () => {
+    const set = JSON.parse(
+      await kubectlOk(["-n", bed.namespace, "get", "daemonset", "agent", "-o", "json"]),
+    );
+    return set.status?.observedGeneration === set.metadata.generation;
+  }, "the DaemonSet controller to sync the set");
   const daemonPods = JSON.parse(
     await kubectlOk(["-n", bed.namespace, "get", "pods", "-l", "app=agent", "-o", "json"]),
   );

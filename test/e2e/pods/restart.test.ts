@@ -29,8 +29,6 @@ after(async () => {
   await bed?.cleanup();
 });
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 /** The numbers of the `tick N` lines, in log order. */
 function ticks(log: string): number[] {
   return [...log.matchAll(/^tick (\d+)$/gm)].map((m) => Number(m[1]));
@@ -87,10 +85,20 @@ test("after a SIGKILL and restart of wasmlet, a running pod runs again once, wit
     now.map((_, i) => i + 1),
     `one writer in the current log:\n${current}`,
   );
-  await sleep(1000);
+  // A pod applied now runs only once the node has handled what came before it (the relist after
+  // the restart, the watch events, the survivor's own start): a second start of the survivor
+  // would have happened by then, and shown in its status and its log.
+  await applyJson(bed.namespace, podManifest(bed, "marker", { image: await bed.image("hello") }));
+  await waitForPod(bed.namespace, "marker", "Succeeded", phaseIs("Succeeded"));
   const later = await getPod(bed.namespace, "survivor");
   assert.equal(later?.status?.containerStatuses?.[0]?.restartCount, 1, "restarted once only");
   assert.equal(later?.status?.containerStatuses?.[0]?.containerID, status?.containerID);
+  const still = ticks(await logsOf(bed.namespace, "survivor"));
+  assert.deepEqual(
+    still,
+    still.map((_, i) => i + 1),
+    "still one writer",
+  );
 
   // A pod that had finished is left as it was: not run again.
   const finished = await getPod(bed.namespace, "finished");
@@ -101,7 +109,16 @@ test("after a SIGKILL and restart of wasmlet, a running pod runs again once, wit
     !restarted.output.includes("WASMLET_ERR_DUPLICATE_INSTANCE"),
     "no second instance was refused",
   );
-  await kubectlOk(["-n", bed.namespace, "delete", "pod", "survivor", "finished", "--wait=true"]);
+  await kubectlOk([
+    "-n",
+    bed.namespace,
+    "delete",
+    "pod",
+    "survivor",
+    "finished",
+    "marker",
+    "--wait=true",
+  ]);
 });
 
 /** Polls the pod until `probe` holds; returns how long that took from `since`. */
@@ -188,15 +205,19 @@ test("graceful deletion with a shortened grace period: a cooperative guest stops
 });
 
 test("force deletion leaves nothing running: the pod is gone and its guest's log stops growing", async () => {
-  await applyJson(
-    bed.namespace,
-    podManifest(
-      bed,
-      "forced",
-      { image: await bed.image("ticker"), env: [{ name: "TICK_MS", value: "50" }] },
-      { restartPolicy: "Always", terminationGracePeriodSeconds: 30 },
-    ),
-  );
+  const fastTicker = async (name: string) =>
+    applyJson(
+      bed.namespace,
+      podManifest(
+        bed,
+        name,
+        { image: await bed.image("ticker"), env: [{ name: "TICK_MS", value: "50" }] },
+        { restartPolicy: "Always", terminationGracePeriodSeconds: 30 },
+      ),
+    );
+  await fastTicker("forced");
+  // Ticks as fast as the forced pod did, and goes on: the yardstick for "it would have written".
+  await fastTicker("witness");
   const running = await waitForPod(bed.namespace, "forced", "Running", phaseIs("Running"));
   const uid = running.metadata?.uid ?? "";
   const logDir = join(bed.wasmlet.dataDir, "logs", `${bed.namespace}_forced_${uid}`);
@@ -205,8 +226,7 @@ test("force deletion leaves nothing running: the pod is gone and its guest's log
   const size = async () => (await log.stat()).size;
   await eventually(async () => (await size()) > 0, "a first line");
   const first = await size();
-  await sleep(500);
-  assert.ok((await size()) > first, "the guest writes while it runs");
+  await eventually(async () => (await size()) > first, "the guest to write while it runs");
 
   const started = Date.now();
   const result = await kubectl([
@@ -221,12 +241,8 @@ test("force deletion leaves nothing running: the pod is gone and its guest's log
   assert.equal(result.code, 0, result.stderr);
   assert.ok(Date.now() - started < 5000);
   assert.equal(await getPod(bed.namespace, "forced"), undefined);
-  // The node stops the guest on the DELETED event: the log settles within a second and stays put.
-  await sleep(1000);
-  const settled = await size();
-  await sleep(1500);
-  assert.equal(await size(), settled, "nothing writes the log after the force deletion");
-  await log.close();
+  // The node stops the guest on the DELETED event and removes the pod's directories once it has
+  // exited.
   for (const dir of [join(bed.wasmlet.dataDir, "pods", uid), logDir]) {
     await eventually(
       async () => (await stat(dir).catch(() => undefined)) === undefined,
@@ -234,6 +250,14 @@ test("force deletion leaves nothing running: the pod is gone and its guest's log
       10_000,
     );
   }
+  const settled = await size();
+  // Ten more ticks of the witness: time for ten of the forced guest's, were it still running.
+  await waitForLogs(bed.namespace, "witness", /^tick \d+$/m);
+  const seen = Math.max(...ticks(await logsOf(bed.namespace, "witness")));
+  await waitForLogs(bed.namespace, "witness", new RegExp(`^tick ${seen + 10}$`, "m"));
+  assert.equal(await size(), settled, "nothing writes the log after the force deletion");
+  await log.close();
+  await kubectlOk(["-n", bed.namespace, "delete", "pod", "witness", "--grace-period=0", "--force"]);
 });
 
 test("SIGTERM stops each pod within its own grace period (at most the shutdown grace), exits 0, and the pods run again when the node returns", async () => {

@@ -285,10 +285,17 @@ test("a failing init container with restartPolicy Never fails the pod before the
       },
     ),
   );
-  await waitForPod(bed.namespace, "init-fails", "Failed", phaseIs("Failed"));
-  // The final status (every container accounted for) follows the phase: read it a moment later.
-  await new Promise((resolve) => setTimeout(resolve, 1000));
-  const failed = (await getPod(bed.namespace, "init-fails")) as V1Pod;
+  // The final status (every container accounted for) may follow the phase; it is the one that
+  // also turns PodReadyToStartContainers False (the pod will start nothing more).
+  const failed = await waitForPod(
+    bed.namespace,
+    "init-fails",
+    "Failed, with its final status",
+    (pod) =>
+      phaseIs("Failed")(pod) &&
+      pod.status?.conditions?.find((c) => c.type === "PodReadyToStartContainers")?.status ===
+        "False",
+  );
   const init = failed.status?.initContainerStatuses?.[0];
   assert.equal(init?.state?.terminated?.exitCode, 2);
   assert.equal(init?.state?.terminated?.reason, "Error");

@@ -14,9 +14,20 @@ const pod: V1Pod = {
   spec: {
     containers: [{ name: "app", stdinOnce: true }],
     initContainers: [{ name: "init" }],
+    ephemeralContainers: [{ name: "debugger", stdin: true, tty: true, targetContainerName: "app" }],
   },
   status: {
     podIP: "10.0.0.9",
+    ephemeralContainerStatuses: [
+      {
+        name: "debugger",
+        image: "t",
+        imageID: "",
+        ready: false,
+        restartCount: 0,
+        state: { waiting: { reason: "ErrImagePull" } },
+      },
+    ],
     containerStatuses: [
       {
         name: "app",
@@ -47,6 +58,18 @@ describe("exec and attach targets", () => {
       kind: "container",
       container: running,
       stdinOnce: false,
+    });
+  });
+
+  it("finds ephemeral containers (kubectl debug -it, kubectl attach -c)", () => {
+    assert.deepEqual(resolveExecTarget(deps(running), "ns", "web", "debugger", "u1"), {
+      kind: "container",
+      container: running,
+      stdinOnce: false,
+    });
+    assert.deepEqual(resolveExecTarget(deps(undefined), "ns", "web", "debugger", undefined), {
+      kind: "not-running",
+      reason: "ErrImagePull",
     });
   });
 

@@ -10,7 +10,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { after, test } from "node:test";
+import { after, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Worker } from "node:worker_threads";
 import { formatRfc3339Nano, readContainerLog } from "../../../src/logs/log-reader.ts";
@@ -74,6 +74,40 @@ function interleavedLog(): string {
 }
 
 /** Paths of files this process holds open under `dir`. */
+/**
+ * How many times a follower went idle: each wait for a change arms its safety-net poll, whose
+ * delay (`POLL_MS`, given to the reader; 50 ms when there is no directory to watch) no other
+ * timer here uses.
+ */
+const POLL_MS = 10_000;
+function idleWaits(t: TestContext, pollMs = POLL_MS): () => number {
+  const spy = t.mock.method(globalThis, "setTimeout");
+  return () => spy.mock.calls.filter((call) => call.arguments[1] === pollMs).length;
+}
+
+/** Polls (every 2 ms, up to 5 s) until `check` holds. */
+async function until(check: () => boolean, what: string): Promise<void> {
+  const deadline = performance.now() + 5000;
+  while (!check()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(2);
+  }
+}
+
+/**
+ * Starts the follower's next read and resolves once it waits for a change, idle, with the read
+ * still pending (wrapped: an async function would otherwise wait for it).
+ */
+async function nextWhenIdle(
+  reader: AsyncIterator<Buffer>,
+  waits: () => number,
+): Promise<{ next: Promise<IteratorResult<Buffer>> }> {
+  const before = waits();
+  const next = reader.next();
+  await until(() => waits() > before, "the follower to wait for a change");
+  return { next };
+}
+
 function openFilesUnder(dir: string): string[] {
   const out: string[] = [];
   for (const fd of readdirSync("/proc/self/fd")) {
@@ -201,16 +235,20 @@ test("a record still being written is not shown; once the writer is gone a torn 
   );
 });
 
-test("follow shows a new line within 100 ms of its write", async () => {
+test("follow shows a new line within 100 ms of its write", async (t) => {
+  const waits = idleWaits(t);
   const path = fresh();
   const writer = new CriLogWriter({ path });
   const controller = new AbortController();
-  const reader = readContainerLog(path, { follow: true, signal: controller.signal });
+  const reader = readContainerLog(path, {
+    follow: true,
+    signal: controller.signal,
+    pollIntervalMs: POLL_MS,
+  });
   try {
     const latencies: number[] = [];
     for (let i = 0; i < 8; i++) {
-      const next = reader.next();
-      await sleep(30); // the follower is idle, waiting for a change
+      const { next } = await nextWhenIdle(reader, waits);
       const start = performance.now();
       writer.write("stdout", Buffer.from(`tick ${i}\n`));
       const { value } = await next;
@@ -358,14 +396,14 @@ test("a follower outrun by pruning skips what was deleted, never repeats, ends a
   assert.ok(received.length < lines, "the slow start lost the pruned files");
 });
 
-test("a follower idle at the end catches up through many rotations at once", async () => {
+test("a follower idle at the end catches up through many rotations at once", async (t) => {
+  const waits = idleWaits(t);
   const path = fresh();
   const writer = new CriLogWriter({ path, rotation: { maxBytes: 100, maxFiles: 50 } });
   writer.write("stdout", Buffer.from("first\n"));
-  const reader = readContainerLog(path, { follow: true, pollIntervalMs: 10_000 });
+  const reader = readContainerLog(path, { follow: true, pollIntervalMs: POLL_MS });
   assert.equal((await reader.next()).value?.toString(), "first\n");
-  const pending = reader.next();
-  await sleep(20);
+  const { next: pending } = await nextWhenIdle(reader, waits);
   const lines = Array.from({ length: 40 }, (_, i) => `flood ${i}`);
   writer.write("stdout", Buffer.from(`${lines.join("\n")}\n`));
   assert.ok(writer.rotations >= 10, `rotated ${writer.rotations} times`);
@@ -380,7 +418,8 @@ test("a follower idle at the end catches up through many rotations at once", asy
   writer.close();
 });
 
-test("follow ends after the exit once everything is out, whatever was written before", async () => {
+test("follow ends after the exit once everything is out, whatever was written before", async (t) => {
+  const waits = idleWaits(t);
   const path = fresh();
   const writer = new CriLogWriter({ path });
   let exit!: () => void;
@@ -388,9 +427,9 @@ test("follow ends after the exit once everything is out, whatever was written be
     exit = resolve;
   });
   const started = performance.now();
-  const output = collect(readContainerLog(path, { follow: true, exited, pollIntervalMs: 10_000 }));
+  const output = collect(readContainerLog(path, { follow: true, exited, pollIntervalMs: POLL_MS }));
   writer.write("stdout", Buffer.from("a\n"));
-  await sleep(30);
+  await until(() => waits() > 0, "the follower to wait for a change");
   writer.write("stderr", Buffer.from("b\nunfinished"));
   writer.close(); // ends the open line as an F record
   exit();
@@ -403,14 +442,16 @@ test("follow ends after the exit once everything is out, whatever was written be
   );
 });
 
-test("follow waits for a log that does not exist yet", async () => {
+test("follow waits for a log that does not exist yet", async (t) => {
+  // Nor does its directory: the follower polls at the fallback rate.
+  const waits = idleWaits(t, 50);
   const path = fresh();
   let exit!: () => void;
   const exited = new Promise<void>((resolve) => {
     exit = resolve;
   });
-  const output = collect(readContainerLog(path, { follow: true, exited }));
-  await sleep(30);
+  const output = collect(readContainerLog(path, { follow: true, exited, pollIntervalMs: POLL_MS }));
+  await until(() => waits() > 0, "the follower to wait for the log");
   const writer = new CriLogWriter({ path });
   writer.write("stdout", Buffer.from("hello\n"));
   writer.close();
@@ -418,7 +459,8 @@ test("follow waits for a log that does not exist yet", async () => {
   assert.equal(await output, "hello\n");
 });
 
-test("abort ends a follower at once and releases its files", async () => {
+test("abort ends a follower at once and releases its files", async (t) => {
+  const waits = idleWaits(t);
   const path = fresh();
   const writer = new CriLogWriter({ path });
   for (let i = 0; i < 10; i++) writer.write("stdout", Buffer.from(`line ${i}\n`));
@@ -427,13 +469,12 @@ test("abort ends a follower at once and releases its files", async () => {
   const reader = readContainerLog(path, {
     follow: true,
     signal: controller.signal,
-    pollIntervalMs: 10_000,
+    pollIntervalMs: POLL_MS,
   });
   let text = "";
   while (!text.includes("line 9")) text += (await reader.next()).value?.toString() ?? "";
   assert.ok(openFilesUnder(dirname(path)).length > 0, "the follower holds the current file");
-  const pending = reader.next();
-  await sleep(20);
+  const { next: pending } = await nextWhenIdle(reader, waits);
   const start = performance.now();
   controller.abort();
   assert.deepEqual(await pending, { value: undefined, done: true });
@@ -441,15 +482,15 @@ test("abort ends a follower at once and releases its files", async () => {
   assert.deepEqual(openFilesUnder(dirname(path)), []);
 });
 
-test("ending the iteration stops a waiting follower too, without a signal", async () => {
+test("ending the iteration stops a waiting follower too, without a signal", async (t) => {
+  const waits = idleWaits(t);
   const path = fresh();
   const writer = new CriLogWriter({ path });
   writer.write("stdout", Buffer.from("only line\n"));
   writer.close();
-  const reader = readContainerLog(path, { follow: true, pollIntervalMs: 10_000 });
+  const reader = readContainerLog(path, { follow: true, pollIntervalMs: POLL_MS });
   assert.equal((await reader.next()).value?.toString(), "only line\n");
-  const pending = reader.next(); // waits for lines that never come
-  await sleep(20);
+  const { next: pending } = await nextWhenIdle(reader, waits); // waits for lines that never come
   const start = performance.now();
   assert.deepEqual(await reader.return(), { value: undefined, done: true });
   assert.deepEqual(await pending, { value: undefined, done: true });

@@ -1,15 +1,25 @@
 // The pod controller end to end against in-memory ports: every scenario checks what a user would
 // see through the API (status patches applied like the API server does, events, DELETE calls) and
-// what the runtime was asked to do.
+// what the runtime was asked to do. Tests about time run the kubelet's own timings on a clock they
+// move themselves (mocked timers and the controller's injected clock).
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, test } from "node:test";
+import { after, type TestContext, test } from "node:test";
 import type { V1Pod } from "@kubernetes/client-node";
 import { PodController } from "../../../src/pods/controller.ts";
-import { FakeImages, FakeKube, FakeRuntime, makePod, silentLogger, until } from "./fakes.ts";
+import { DEFAULT_TIMING, type Timing } from "../../../src/pods/lifecycle-deps.ts";
+import {
+  drained,
+  FakeImages,
+  FakeKube,
+  FakeRuntime,
+  makePod,
+  silentLogger,
+  until,
+} from "./fakes.ts";
 
 const root = await mkdtemp(join(tmpdir(), "wasmlet-controller-"));
 const controllers: PodController[] = [];
@@ -21,12 +31,19 @@ after(async () => {
 });
 let harnesses = 0;
 
-function harness(options: { hostPath?: boolean; crashInitialMs?: number } = {}) {
+function harness(
+  options: {
+    hostPath?: boolean;
+    crashInitialMs?: number;
+    now?: () => Date;
+    timing?: Partial<Timing>;
+  } = {},
+) {
   harnesses++;
   const kube = new FakeKube();
   kube.runtimeClasses.set("wasm", "wasmlet");
   const images = new FakeImages();
-  const runtime = new FakeRuntime();
+  const runtime = new FakeRuntime(options.now);
   const states = new Map<string, string[]>();
   const dirs = {
     pods: join(root, `h${harnesses}`, "pods"),
@@ -58,7 +75,9 @@ function harness(options: { hostPath?: boolean; crashInitialMs?: number } = {}) 
         volumeRefreshMs: 30,
         emptyDirCheckMs: 20,
         probeSecondMs: 5,
+        ...options.timing,
       },
+      ...(options.now ? { now: options.now } : {}),
       onState: (pod, state) => states.set(pod.uid, [...(states.get(pod.uid) ?? []), state]),
     });
     controllers.push(controller);
@@ -75,6 +94,26 @@ const containerStatus = (kube: FakeKube, pod: V1Pod, name: string) =>
     ...(statusOf(kube, pod).containerStatuses ?? []),
     ...(statusOf(kube, pod).initContainerStatuses ?? []),
   ].find((s: { name: string }) => s.name === name);
+
+/**
+ * The kubelet's own timings on a clock the test moves: timers are mocked and the controller's
+ * clock (also the fake runtime's) advances with them, never with the wall clock.
+ */
+function mockedTime(t: TestContext, timing: Partial<Timing> = {}) {
+  t.mock.timers.enable({ apis: ["setTimeout", "setInterval"] });
+  let now = Date.parse("2030-01-01T00:00:00Z");
+  const setup = harness({
+    now: () => new Date(now),
+    timing: { ...DEFAULT_TIMING, firstStatusHoldMs: 0, ...timing },
+  });
+  /** Moves time on by `ms`; timers due fire, and what they set off runs. */
+  const advance = async (ms: number) => {
+    now += ms;
+    t.mock.timers.tick(ms);
+    await drained();
+  };
+  return { ...setup, advance, elapsed: (since: Date) => now - since.getTime() };
+}
 
 function deleting(pod: V1Pod, graceSeconds = 30): V1Pod {
   return {
@@ -291,8 +330,15 @@ test("init containers run in order before the app; a failing init fails a Never 
   assert.equal(runtime.of("main").length, 0);
   assert.equal(containerStatus(kube, never, "setup").state.terminated.exitCode, 7);
   // Once terminal, the app container that never started stays waiting (the kubelet's TerminatePod),
-  // so the pod is still not Initialized.
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  // so the pod is still not Initialized. The status that says so is the terminal one: it also
+  // turns PodReadyToStartContainers False.
+  await until(
+    () =>
+      statusOf(kube, never).conditions.find(
+        (c: { type: string }) => c.type === "PodReadyToStartContainers",
+      )?.status === "False",
+    "the terminal status",
+  );
   assert.equal(containerStatus(kube, never, "main").state.waiting.reason, "PodInitializing");
   const initialized = statusOf(kube, never).conditions.find(
     (c: { type: string }) => c.type === "Initialized",
@@ -433,19 +479,19 @@ test("graceful deletion: Killing, stop within grace, terminal statuses, DELETE w
   await controller.destroy();
 });
 
-test("deletion during CrashLoopBackOff and force deletion stop at once; preStop sleep is honoured", async () => {
-  const { kube, runtime, controller } = harness({ crashInitialMs: 60_000 });
-  runtime.behaviours.set("crash", { exitAfterMs: 1, exitCode: 1 });
+test("deletion during CrashLoopBackOff and force deletion stop at once, while no time passes", async (t) => {
+  const { kube, runtime, controller } = mockedTime(t);
   const looping = makePod({ spec: { containers: [{ name: "crash", image: "c:1" }] } });
   controller.onPodUpsert(looping);
+  (await until(() => runtime.of("crash")[0], "started")).exit(1);
+  (await until(() => runtime.of("crash")[1], "restarted at once")).exit(1);
   await until(
     () => containerStatus(kube, looping, "crash")?.state?.waiting?.reason === "CrashLoopBackOff",
     "in back-off",
   );
-  const started = Date.now();
+  // Time stands still: only the deletion can end the 10 s back-off.
   controller.onPodUpsert(deleting(looping));
   await until(() => kube.deletes.some((d) => d.uid === uidOf(looping)), "DELETE during back-off");
-  assert.ok(Date.now() - started < 2000, "the 60 s back-off did not hold up deletion");
 
   const forced = makePod({ spec: { containers: [{ name: "app", image: "a:1" }] } });
   controller.onPodUpsert(forced);
@@ -463,7 +509,67 @@ test("deletion during CrashLoopBackOff and force deletion stop at once; preStop 
     "nothing to DELETE: it is gone",
   );
   assert.equal(kube.patches.length, patchesBefore, "no status for a pod that is gone");
+  await controller.destroy();
+});
 
+test("CrashLoopBackOff on the kubelet's timings and the injected clock: at once, then 10 s, then 20 s", async (t) => {
+  const { kube, runtime, controller, advance, elapsed } = mockedTime(t);
+  const pod = makePod({ spec: { containers: [{ name: "crash", image: "c:1" }] } });
+  controller.onPodUpsert(pod);
+  const instance = (n: number) => until(() => runtime.of("crash")[n], `instance ${n}`);
+  const backOff = (text: string) =>
+    until(
+      () => containerStatus(kube, pod, "crash")?.state?.waiting?.message?.startsWith(text),
+      text,
+    );
+  (await instance(0)).exit(1);
+  (await instance(1)).exit(1);
+  // The back-off's timer is armed as its status goes out: from here only `advance` moves on.
+  await backOff("back-off 10s restarting failed container=crash");
+  await advance(10_000);
+  const third = await instance(2);
+  assert.equal(third.startedAt.getTime() - runtime.of("crash")[1]!.finishedAt!.getTime(), 10_000);
+  third.exit(1);
+  await backOff("back-off 20s restarting failed container=crash");
+  await advance(20_000);
+  assert.equal(elapsed((await instance(3)).startedAt), 0, "restarted as the 20 s ended");
+  await until(() => containerStatus(kube, pod, "crash")?.restartCount === 3, "restartCount 3");
+  await controller.destroy();
+});
+
+test("ErrImagePull, then ImagePullBackOff for the rest of the back-off, on the kubelet's timings and the injected clock", async (t) => {
+  const { kube, images, controller, advance } = mockedTime(t);
+  images.images.set("flaky:1", { failures: 2 });
+  const pod = makePod({ spec: { containers: [{ name: "app", image: "flaky:1" }] } });
+  controller.onPodUpsert(pod);
+  const waiting = () => containerStatus(kube, pod, "app")?.state?.waiting?.reason;
+  const failures = () => kube.events.filter((e) => e.message === "Error: ErrImagePull").length;
+  await until(() => failures() === 1 && waiting() === "ErrImagePull", "ErrImagePull");
+  // The first window (10 s) is all shown as ErrImagePull; the pull is retried as it ends.
+  await advance(10_000);
+  await until(() => failures() === 2, "the second failure");
+  // The second window is 20 s: ErrImagePull for 10 s, then ImagePullBackOff until it ends.
+  await advance(10_000);
+  await until(() => waiting() === "ImagePullBackOff", "ImagePullBackOff");
+  assert.equal(images.calls.length, 2, "no pull while backing off");
+  await advance(10_000);
+  await until(() => containerStatus(kube, pod, "app")?.state?.running, "running");
+  assert.equal(images.calls.length, 3);
+  assert.ok(
+    kube.events.some(
+      (e) =>
+        e.message ===
+        'Successfully pulled image "flaky:1" in 0ms (0ms including waiting). Image size: 1234 bytes.',
+    ),
+    "the pull's duration is read from the injected clock",
+  );
+  await controller.destroy();
+});
+
+test("preStop sleep: the stop waits for it and gets what is left of the grace period; a force deletion cuts it short", async (t) => {
+  const { kube, runtime, controller, advance } = mockedTime(t);
+  const killing = (pod: V1Pod) =>
+    kube.events.some((e) => e.reason === "Killing" && e.pod.uid === uidOf(pod));
   const sleepy = makePod({
     spec: {
       containers: [
@@ -473,12 +579,80 @@ test("deletion during CrashLoopBackOff and force deletion stop at once; preStop 
   });
   controller.onPodUpsert(sleepy);
   await until(() => containerStatus(kube, sleepy, "sleepy")?.state?.running, "running");
-  const t0 = Date.now();
   controller.onPodUpsert(deleting(sleepy, 30));
-  await until(() => kube.deletes.some((d) => d.uid === uidOf(sleepy)), "DELETE", 5000);
-  assert.ok(Date.now() - t0 >= 950, "preStop sleep ran first");
-  assert.ok(runtime.of("sleepy")[0]!.stops[0]! <= 29_100);
+  // The Killing event and the preStop sleep's timer come in the same turn.
+  await until(() => killing(sleepy), "Killing");
+  await advance(999);
+  assert.deepEqual(runtime.of("sleepy")[0]!.stops, [], "no stop before the sleep ends");
+  await advance(1);
+  await until(() => kube.deletes.some((d) => d.uid === uidOf(sleepy)), "DELETE");
+  assert.deepEqual(runtime.of("sleepy")[0]!.stops, [29_000], "30 s of grace less the 1 s slept");
+
+  const held = makePod({
+    spec: {
+      containers: [
+        { name: "held", image: "a:1", lifecycle: { preStop: { sleep: { seconds: 30 } } } },
+      ],
+    },
+  });
+  controller.onPodUpsert(held);
+  await until(() => containerStatus(kube, held, "held")?.state?.running, "running");
+  controller.onPodUpsert(deleting(held, 60));
+  await until(() => killing(held), "Killing");
+  controller.onPodDeleted(held);
+  // No time passes: only the cut can end the 30 s sleep.
+  await until(() => controller.stateOf(uidOf(held)) === undefined, "forgotten at once");
+  assert.ok(runtime.of("held")[0]!.stops.every((grace) => grace === 0));
   await controller.destroy();
+});
+
+test("the node's shutdown cuts a deletion's preStop sleep short and stops the container itself within its own grace", async (t) => {
+  const { kube, runtime, controller, advance } = mockedTime(t);
+  const pod = makePod({
+    spec: {
+      containers: [
+        { name: "held", image: "a:1", lifecycle: { preStop: { sleep: { seconds: 30 } } } },
+      ],
+    },
+  });
+  controller.onPodUpsert(pod);
+  await until(() => containerStatus(kube, pod, "held")?.state?.running, "running");
+  controller.onPodUpsert(deleting(pod, 60));
+  await until(() => kube.events.some((e) => e.reason === "Killing"), "Killing");
+  const closed = controller.close(5_000);
+  // The shutdown's own preStop sleep gets its 5 s, then the stop has nothing left.
+  await advance(5_000);
+  await closed;
+  assert.deepEqual(runtime.of("held")[0]!.stops, [0], "one stop, the shutdown's");
+  // The deletion's 30 s sleep ended with the shutdown: Terminating goes on to its DELETE.
+  await until(() => kube.deletes.some((d) => d.uid === uidOf(pod)), "DELETE");
+});
+
+test("the DELETE is retried with back-off until a force deletion or the node's shutdown ends it", async (t) => {
+  const { kube, controller, advance, dirs } = mockedTime(t);
+  kube.failDeletes = Number.POSITIVE_INFINITY;
+  const pod = makePod();
+  controller.onPodUpsert(pod);
+  await until(() => containerStatus(kube, pod, "app")?.state?.running, "running");
+  controller.onPodUpsert(deleting(pod, 0));
+  await until(() => kube.deleteAttempts === 1, "the first DELETE");
+  await advance(200);
+  await until(() => kube.deleteAttempts === 2, "a retry 200 ms later");
+  controller.onPodDeleted(pod);
+  await until(() => controller.stateOf(uidOf(pod)) === undefined, "forgotten without a retry");
+  assert.equal(kube.deleteAttempts, 2);
+
+  const other = makePod();
+  const logs = join(dirs.logs, `default_${other.metadata!.name}_${uidOf(other)}`);
+  controller.onPodUpsert(other);
+  await until(() => containerStatus(kube, other, "app")?.state?.running, "running");
+  assert.ok(existsSync(logs));
+  controller.onPodUpsert(deleting(other, 0));
+  await until(() => kube.deleteAttempts === 3, "its DELETE");
+  await controller.close(0);
+  // Terminating goes on past its retries to its last step: the pod's logs are removed.
+  await until(() => !existsSync(logs), "the retries ended by the shutdown");
+  assert.equal(kube.deleteAttempts, 3);
 });
 
 test("admission rejects with Failed, reason and 'Pod was rejected:' message; nothing runs", async () => {

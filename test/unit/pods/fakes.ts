@@ -1,6 +1,8 @@
 // In-memory fakes of the pods/ ports, for unit tests. They behave like the real parts where the pod
 // logic depends on it (404 on a missing object, strategic merge of status conditions by type,
-// instances that exit, stop within grace) and record every call for assertions.
+// instances that exit, stop within grace) and record every call for assertions. Their clock can be
+// the one injected into the controller, and `until` polls on real timers, so tests may mock
+// setTimeout (node:test's mock.timers) and move time themselves.
 import type { V1ConfigMap, V1Pod, V1Secret, V1Service } from "@kubernetes/client-node";
 import pino from "pino";
 import type {
@@ -18,6 +20,9 @@ import type {
 import type { ServiceAccountTokenRequest } from "../../../src/volumes/ports.ts";
 
 export const silentLogger = pino({ level: "silent" });
+
+// Taken before any test mocks the timers: polling goes on in real time.
+const realSetTimeout = globalThis.setTimeout;
 
 // The smallest valid module: magic + version.
 export const EMPTY_MODULE = new WebAssembly.Module(
@@ -45,6 +50,9 @@ export class FakeKube implements KubePort {
   readonly statuses = new Map<string, Record<string, unknown>>();
   tokenSeconds = 3600;
   failPatches = 0;
+  /** DELETE calls to fail with a 500 (Infinity: every one). */
+  failDeletes = 0;
+  deleteAttempts = 0;
 
   setConfigMap(
     namespace: string,
@@ -112,6 +120,11 @@ export class FakeKube implements KubePort {
   }
 
   async deletePod(namespace: string, name: string, uid: string): Promise<void> {
+    this.deleteAttempts++;
+    if (this.failDeletes > 0) {
+      this.failDeletes--;
+      throw new HttpError(500, "injected failure");
+    }
     this.deletes.push({ namespace, name, uid });
   }
 
@@ -204,15 +217,19 @@ export class FakeInstance implements RunHandle {
   readonly createdAt = performance.now();
   readonly #behaviour: Behaviour;
   #resolveExit!: (status: ExitStatus) => void;
-  #startedAt = new Date();
+  readonly #startedAt: Date;
+  #finishedAt: Date | undefined;
   #done = false;
   readonly #onExit: () => void;
+  readonly #clock: () => Date;
 
-  constructor(spec: RunSpec, behaviour: Behaviour, onExit: () => void) {
+  constructor(spec: RunSpec, behaviour: Behaviour, onExit: () => void, clock: () => Date) {
     this.id = spec.id;
     this.spec = spec;
     this.#behaviour = behaviour;
     this.#onExit = onExit;
+    this.#clock = clock;
+    this.#startedAt = clock();
     this.exited = new Promise((resolve) => {
       this.#resolveExit = resolve;
     });
@@ -235,15 +252,25 @@ export class FakeInstance implements RunHandle {
     return !this.#done;
   }
 
+  /** When it started and exited, on the runtime's clock. */
+  get startedAt(): Date {
+    return this.#startedAt;
+  }
+
+  get finishedAt(): Date | undefined {
+    return this.#finishedAt;
+  }
+
   exit(exitCode: number, reason?: string): void {
     if (this.#done) return;
     this.#done = true;
+    this.#finishedAt = this.#clock();
     this.#onExit();
     this.#resolveExit({
       exitCode,
       ...(reason ? { reason } : {}),
       startedAt: this.#startedAt,
-      finishedAt: new Date(),
+      finishedAt: this.#finishedAt,
     });
   }
 
@@ -267,6 +294,12 @@ export class FakeRuntime implements RuntimePort {
   /** Live instances per `uid/container`; a second one is a bug the tests must catch. */
   readonly live = new Map<string, number>();
   maxConcurrentPerContainer = 0;
+  readonly #clock: () => Date;
+
+  /** `clock`: the controller's, so that exit times and back-offs agree. */
+  constructor(clock: () => Date = () => new Date()) {
+    this.#clock = clock;
+  }
 
   run(spec: RunSpec): RunHandle {
     const key = `${spec.labels.uid}/${spec.labels.container}`;
@@ -274,8 +307,11 @@ export class FakeRuntime implements RuntimePort {
     this.live.set(key, count);
     this.maxConcurrentPerContainer = Math.max(this.maxConcurrentPerContainer, count);
     const behaviour = this.behaviours.get(spec.labels.container ?? "") ?? {};
-    const instance = new FakeInstance(spec, behaviour, () =>
-      this.live.set(key, (this.live.get(key) ?? 1) - 1),
+    const instance = new FakeInstance(
+      spec,
+      behaviour,
+      () => this.live.set(key, (this.live.get(key) ?? 1) - 1),
+      this.#clock,
     );
     this.instances.push(instance);
     return instance;
@@ -286,22 +322,27 @@ export class FakeRuntime implements RuntimePort {
   }
 }
 
-/** Polls until `check` returns a truthy value (or throws on timeout with `what`). */
+/** Polls, in real time even under mocked timers, until `check` returns a truthy value (or throws on timeout with `what`). */
 export async function until<T>(
   check: () => T | undefined | false,
   what: string,
   timeoutMs = 3000,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = performance.now() + timeoutMs;
   for (;;) {
     const value = check();
     if (typeof (value as { then?: unknown } | undefined)?.then === "function") {
       throw new Error("until() needs a synchronous check: a promise is always truthy");
     }
     if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => realSetTimeout(resolve, 5));
   }
+}
+
+/** Lets every promise continuation already queued run (one turn of the event loop, not a wait for time). */
+export function drained(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 let counter = 0;

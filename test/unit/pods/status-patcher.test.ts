@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { PodStatusDoc } from "../../../src/pods/status.ts";
 import { StatusPatcher, statusPatch, withoutRegression } from "../../../src/pods/status-patcher.ts";
-import { FakeKube, HttpError, silentLogger } from "./fakes.ts";
+import { FakeKube, HttpError, silentLogger, until } from "./fakes.ts";
 
 const ref = { namespace: "ns", name: "p", uid: "u1" };
 
@@ -156,50 +156,50 @@ test("the patcher coalesces bursts, carries the uid precondition, retries failur
   assert.equal(missing.patches, 1);
 });
 
-test("the first patch waits for the pod to leave Pending, up to firstPatchHoldMs", async () => {
+test("the first patch waits for the pod to leave Pending, up to firstPatchHoldMs", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
   const kube = new FakeKube();
-  const quick = new StatusPatcher({
-    kube,
-    pod: ref,
-    initial: undefined,
-    logger: silentLogger,
-    firstPatchHoldMs: 60_000,
-  });
+  const patcher = (uid: string, firstPatchHoldMs: number) =>
+    new StatusPatcher({
+      kube,
+      pod: { ...ref, uid },
+      initial: undefined,
+      logger: silentLogger,
+      firstPatchHoldMs,
+    });
+  const patchesOf = (uid: string) =>
+    kube.patches.filter((p) => (p.patch.metadata as { uid: string }).uid === uid).length;
+  // A patcher without a hold, given a status at the same moment: once its patch is out, the held
+  // one's would be too, were it not held.
+  const control = (uid: string) => {
+    patcher(uid, 0).set(status());
+    return until(() => patchesOf(uid) === 1, `the unheld patch of ${uid}`);
+  };
+
+  const quick = patcher("u1", 60_000);
   quick.set(status());
-  await new Promise((resolve) => setTimeout(resolve, 20));
-  assert.equal(kube.patches.length, 0, "a Pending status is held");
+  await control("c1");
+  assert.equal(patchesOf("u1"), 0, "a Pending status is held");
   quick.set(status({ phase: "Running" }));
-  await new Promise((resolve) => setTimeout(resolve, 20));
-  assert.equal(kube.patches.length, 1, "leaving Pending sends at once, without waiting for flush");
+  // No time passes: only leaving Pending can have sent it.
+  await until(
+    () => patchesOf("u1") === 1,
+    "leaving Pending sends at once, without waiting for flush",
+  );
   assert.equal(kube.status("u1").phase, "Running");
   quick.set(status({ phase: "Running", podIP: "10.0.0.1" }));
-  await new Promise((resolve) => setTimeout(resolve, 20));
-  assert.equal(kube.patches.length, 2, "only the first patch is held");
+  await until(() => patchesOf("u1") === 2, "only the first patch is held");
 
-  const slow = new FakeKube();
-  const pending = new StatusPatcher({
-    kube: slow,
-    pod: { ...ref, uid: "u2" },
-    initial: undefined,
-    logger: silentLogger,
-    firstPatchHoldMs: 30,
-  });
-  const started = performance.now();
+  const pending = patcher("u2", 60_000);
   pending.set(status());
-  while (slow.patches.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
-  assert.ok(
-    performance.now() - started >= 25,
-    "a pod still Pending is reported when the hold ends",
-  );
-  assert.equal(slow.status("u2").phase, "Pending");
+  t.mock.timers.tick(59_999);
+  await control("c2");
+  assert.equal(patchesOf("u2"), 0, "still held a millisecond before the hold ends");
+  t.mock.timers.tick(1);
+  await until(() => patchesOf("u2") === 1, "a pod still Pending is reported when the hold ends");
+  assert.equal(kube.status("u2").phase, "Pending");
 
-  const flushed = new StatusPatcher({
-    kube: new FakeKube(),
-    pod: { ...ref, uid: "u3" },
-    initial: undefined,
-    logger: silentLogger,
-    firstPatchHoldMs: 60_000,
-  });
+  const flushed = patcher("u3", 60_000);
   flushed.set(status());
   await flushed.flush();
   assert.equal(flushed.patches, 1, "flush() ends the hold");

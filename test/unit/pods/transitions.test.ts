@@ -1,8 +1,18 @@
 // Walks the declared state graph: every state reachable from Pending, every path ends in
-// Terminated, deletion possible from every state, and the table is exactly the intended one.
+// Terminated, deletion possible from every state, and the table is exactly the intended one. Then
+// the driver's overrides: a deletion sends any state's answer to Terminating, a verdict to Failed,
+// always along the table, and the driver applies them.
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import type { V1Pod } from "@kubernetes/client-node";
+import { PodController } from "../../../src/pods/controller.ts";
 import { STATE_NAMES, STATES, TRANSITIONS } from "../../../src/pods/states/index.ts";
+import { drivenNext } from "../../../src/pods/states/overrides.ts";
+import type { StateName } from "../../../src/pods/states/state.ts";
+import { FakeImages, FakeKube, FakeRuntime, makePod, silentLogger, until } from "./fakes.ts";
 
 const EXPECTED: Record<string, string[]> = {
   Pending: ["Pulling", "Succeeded", "Failed", "Terminating"],
@@ -64,4 +74,98 @@ test("graph walk: reachability, deletion from anywhere, no dead ends", () => {
     STATE_NAMES.filter((n) => TRANSITIONS[n].length === 0),
     ["Terminated"],
   );
+});
+
+test("overrides: deletion → Terminating from every state, a verdict → Failed until the pod ends, never off the table", () => {
+  const flags = [
+    { deletionRequested: false, verdict: false },
+    { deletionRequested: false, verdict: true },
+    { deletionRequested: true, verdict: false },
+    { deletionRequested: true, verdict: true },
+  ];
+  const running = STATE_NAMES.filter((n) => n !== "Terminated");
+  for (const current of running) {
+    for (const proposed of TRANSITIONS[current]) {
+      for (const pod of flags) {
+        const next = drivenNext(current, proposed, pod);
+        const expected: StateName =
+          pod.deletionRequested && current !== "Terminating"
+            ? "Terminating"
+            : pod.verdict && !["Succeeded", "Failed", "Terminating"].includes(current)
+              ? "Failed"
+              : proposed;
+        assert.equal(next, expected, `${current} answered ${proposed} with ${JSON.stringify(pod)}`);
+        assert.ok(
+          next === current || TRANSITIONS[current].includes(next),
+          `${current} → ${next} is declared`,
+        );
+      }
+    }
+  }
+});
+
+const root = await mkdtemp(join(tmpdir(), "wasmlet-transitions-"));
+const controllers: PodController[] = [];
+after(async () => {
+  await Promise.all(controllers.map((c) => c.destroy()));
+  await rm(root, { recursive: true, force: true });
+});
+
+function driver() {
+  const kube = new FakeKube();
+  const images = new FakeImages();
+  const states = new Map<string, StateName[]>();
+  const controller = new PodController({
+    node: {
+      nodeName: "wasm-node",
+      nodeIPs: ["10.9.0.1"],
+      allocatable: () => ({}),
+      podLogsDir: join(root, `logs-${controllers.length}`),
+    },
+    podsDir: join(root, `pods-${controllers.length}`),
+    hostPath: false,
+    images,
+    runtime: new FakeRuntime(),
+    kube,
+    logger: silentLogger,
+    onState: (pod, state) => states.set(pod.uid, [...(states.get(pod.uid) ?? []), state]),
+  });
+  controllers.push(controller);
+  const statesOf = (pod: V1Pod) => states.get(pod.metadata!.uid!) ?? [];
+  return { kube, images, controller, statesOf };
+}
+
+test("the driver sends a state's ordinary answer to Terminating once the pod is being deleted", async () => {
+  const { images, controller, statesOf } = driver();
+  const pod = makePod();
+  // The pull succeeds, so Pulling answers Preparing, but the deletion came while it pulled.
+  const ensure = images.ensure.bind(images);
+  images.ensure = async (image, options) => {
+    const ensured = await ensure(image, options);
+    controller.onPodUpsert({
+      ...pod,
+      metadata: { ...pod.metadata, deletionTimestamp: new Date(), deletionGracePeriodSeconds: 30 },
+    });
+    return ensured;
+  };
+  controller.onPodUpsert(pod);
+  await until(() => statesOf(pod).includes("Terminated"), "Terminated");
+  assert.deepEqual(statesOf(pod), ["Pending", "Pulling", "Terminating", "Terminated"]);
+});
+
+test("the driver sends a state's answer to Failed once a verdict is reached (active deadline)", async () => {
+  const { kube, images, controller, statesOf } = driver();
+  images.images.set("slow:1", { hang: true });
+  const pod = makePod({
+    spec: { activeDeadlineSeconds: 0, containers: [{ name: "app", image: "slow:1" }] },
+  });
+  // The aborted pull makes Pulling answer Terminating; the verdict makes it Failed.
+  controller.onPodUpsert(pod);
+  await until(() => statesOf(pod).at(-1) === "Failed", "Failed");
+  assert.ok(
+    !statesOf(pod).includes("Terminating"),
+    "Failed comes first, Terminating only on deletion",
+  );
+  await until(() => kube.status(pod.metadata!.uid!).reason === "DeadlineExceeded", "the reason");
+  assert.equal(kube.deletes.length, 0);
 });

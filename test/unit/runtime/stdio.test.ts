@@ -57,8 +57,11 @@ test("a guest blocked reading stdin stops at once on request", async () => {
   const cat = runtime.run(
     spec(dir.path, { module: await guest("cat"), args: ["cat"], stdin: true }),
   );
-  await cat.started;
-  await new Promise((resolve) => setTimeout(resolve, 30));
+  const out = collector();
+  cat.onOutput(out.onOutput);
+  // Its echo proves it is in its read loop: reading again is all it does next.
+  await cat.writeStdin("x");
+  await until(() => out.text() === "x");
   const t0 = performance.now();
   const status = await cat.stop(10_000);
   assert.ok(performance.now() - t0 < 2000, "well before the 10 s grace period");
