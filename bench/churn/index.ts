@@ -22,6 +22,7 @@ import { LocalRegistry } from "../../src/devcluster/registry.ts";
 import { pushWasmArtifact, RegistryClient } from "../../src/images/index.ts";
 import { KubeClient } from "../../src/kube/client.ts";
 import { buildGuest } from "../../test/support/guests.ts";
+import { forceGc } from "../support/inspector.ts";
 
 const run = promisify(execFile);
 const { values } = parseArgs({
@@ -100,33 +101,6 @@ async function until<T>(
   }
 }
 
-/** A full GC of wasmlet's main thread over the inspector; the heap in use then. */
-async function forceGc(): Promise<number> {
-  const targets = (await (await fetch(`http://127.0.0.1:${inspectPort}/json/list`)).json()) as {
-    webSocketDebuggerUrl: string;
-  }[];
-  const ws = new WebSocket(targets[0]!.webSocketDebuggerUrl);
-  await new Promise((resolve, reject) => {
-    ws.onopen = resolve;
-    ws.onerror = reject;
-  });
-  const pending = new Map<number, (result: unknown) => void>();
-  ws.onmessage = (event) => {
-    const message = JSON.parse(String(event.data)) as { id?: number; result?: unknown };
-    if (message.id !== undefined) pending.get(message.id)?.(message.result);
-  };
-  let id = 0;
-  const call = (method: string) =>
-    new Promise<unknown>((resolve) => {
-      pending.set(++id, resolve);
-      ws.send(JSON.stringify({ id, method, params: {} }));
-    });
-  await call("HeapProfiler.collectGarbage");
-  const usage = (await call("Runtime.getHeapUsage")) as { usedSize?: number };
-  ws.close();
-  return usage.usedSize ?? Number.NaN;
-}
-
 function countFiles(path: string): number {
   let n = 0;
   for (const entry of readdirSync(path, { withFileTypes: true })) {
@@ -145,7 +119,7 @@ interface Sample {
 }
 
 async function sample(): Promise<Sample> {
-  const heap = await forceGc();
+  const heap = await forceGc(inspectPort);
   await sleep(2000);
   const status = readFileSync(`/proc/${wasmlet.pid}/status`, "utf8");
   const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(status)?.[1]);

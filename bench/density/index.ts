@@ -32,6 +32,7 @@ import { LocalRegistry } from "../../src/devcluster/registry.ts";
 import { pushWasmArtifact, RegistryClient } from "../../src/images/index.ts";
 import { statusCode } from "../../src/kube/api-error.ts";
 import { KubeClient } from "../../src/kube/client.ts";
+import { forceGc as forceGcOver } from "../support/inspector.ts";
 
 const { values } = parseArgs({
   options: {
@@ -580,35 +581,10 @@ function logSince(from: number): { warn: number; error: number; other: number; l
 }
 const logSize = () => statSync(wasmletLog).size;
 
-/**
- * Forces a full GC in wasmlet's main thread over the inspector and returns the heap then in use:
- * what it really keeps (the /metrics heap figure includes garbage not yet collected).
- */
+/** A full GC of wasmlet's main thread; the heap then in use (NaN when the inspector fails). */
 async function forceGc(): Promise<number> {
   try {
-    const targets = (await (await fetch(`http://127.0.0.1:${inspectPort}/json/list`)).json()) as {
-      webSocketDebuggerUrl: string;
-    }[];
-    const ws = new WebSocket(targets[0]!.webSocketDebuggerUrl);
-    await new Promise((resolve, reject) => {
-      ws.onopen = resolve;
-      ws.onerror = reject;
-    });
-    const pending = new Map<number, (result: unknown) => void>();
-    ws.onmessage = (event) => {
-      const message = JSON.parse(String(event.data)) as { id?: number; result?: unknown };
-      if (message.id !== undefined) pending.get(message.id)?.(message.result);
-    };
-    let id = 0;
-    const call = (method: string) =>
-      new Promise<unknown>((resolve) => {
-        pending.set(++id, resolve);
-        ws.send(JSON.stringify({ id, method, params: {} }));
-      });
-    await call("HeapProfiler.collectGarbage");
-    const usage = (await call("Runtime.getHeapUsage")) as { usedSize?: number };
-    ws.close();
-    return usage.usedSize ?? Number.NaN;
+    return await forceGcOver(inspectPort);
   } catch (error) {
     say(`forced GC failed: ${(error as Error).message}`);
     return Number.NaN;
