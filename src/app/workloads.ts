@@ -128,6 +128,10 @@ export class Workloads implements Component {
         allocatable: () => (node.node?.status?.allocatable ?? {}) as Record<string, string>,
         podLogsDir,
       },
+      nodePressure: () =>
+        (node.node?.status?.conditions ?? [])
+          .filter((c) => c.type.endsWith("Pressure") && c.status === "True")
+          .map((c) => c.type),
       podsDir: join(config.dataDir, "pods"),
       hostPath: config.allowHostPath,
       images: new ImageServicePort(this.images, {

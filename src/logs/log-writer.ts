@@ -24,6 +24,7 @@
 import {
   closeSync,
   fstatSync,
+  ftruncateSync,
   mkdirSync,
   openSync,
   readdirSync,
@@ -270,11 +271,14 @@ export class CriLogWriter {
     if (this.#scratchLength === 0 || this.#fd === undefined) return;
     const length = this.#scratchLength;
     this.#scratchLength = 0;
+    let written = 0;
     try {
-      let written = 0;
       while (written < length)
         written += writeSync(this.#fd, this.#scratch, written, length - written);
     } catch (error) {
+      // A write cut short (ENOSPC, EFBIG) must not leave half a record for the next one to be
+      // appended to: what reached the file of these records is taken back.
+      if (written > 0) this.#takeBack(written);
       throw logsError(
         "WASMLET_ERR_LOG_WRITE",
         `cannot write log file ${this.path}: ${(error as Error).message}`,
@@ -285,6 +289,17 @@ export class CriLogWriter {
     }
     this.#size += length;
     this.#bytesWritten += length;
+  }
+
+  /** Cuts the file back to its last whole record; failing that, ends the torn one with a newline. */
+  #takeBack(written: number): void {
+    try {
+      ftruncateSync(this.#fd!, this.#size);
+    } catch {
+      this.#size += written;
+      this.#scratch[0] = 0x0a;
+      this.#scratchLength = 1;
+    }
   }
 
   #rotate(): void {

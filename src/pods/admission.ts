@@ -2,6 +2,10 @@
 // cannot run ends `Failed` with a precise reason and "Pod was rejected: …" message (the kubelet's
 // rejectPod), instead of hanging in Pending.
 //
+// Under node pressure the kubelet's eviction manager admits what it would not have to evict next:
+// under MemoryPressure alone every pod but a BestEffort one that does not tolerate the
+// memory-pressure taint, under DiskPressure or PIDPressure none; critical pods always.
+//
 // Probes and lifecycle hooks: exec, httpGet, tcpSocket and grpc probes run, and exec, httpGet and
 // sleep hooks. A tcpSocket hook is admitted with a Warning event (HookNotSupported): Kubernetes
 // keeps the field for compatibility only, and such a hook fails whenever it runs, as on any
@@ -12,6 +16,7 @@ import type { V1Container, V1Pod, V1Probe, V1Volume } from "@kubernetes/client-n
 import { type HostPathPolicy, hostPathAllowed } from "../volumes/host-path.ts";
 import { volumeKind, volumeSourceName } from "../volumes/volume-manager.ts";
 import { EventReason, PodReason, RUNTIME_HANDLER } from "./reasons.ts";
+import { qosClass } from "./status.ts";
 
 export interface AdmissionWarning {
   reason: string;
@@ -28,6 +33,31 @@ export interface AdmissionOptions {
   hostPath: HostPathPolicy;
   /** The RuntimeClass's handler, undefined when it does not exist. Throws on transient failures (admission is retried). */
   runtimeClassHandler: (name: string) => Promise<string | undefined>;
+  /** The node's pressure conditions that are True now (MemoryPressure, DiskPressure, PIDPressure). */
+  nodePressure?: () => readonly string[];
+}
+
+/** system-cluster-critical's priority: pods at or above it are critical to the node. */
+const SYSTEM_CRITICAL_PRIORITY = 2_000_000_000;
+
+/** The kubelet's eviction admission: the rejection under node pressure, or undefined. */
+export function pressureRejection(
+  pod: V1Pod,
+  pressure: readonly string[],
+): AdmissionResult | undefined {
+  if (pressure.length === 0) return undefined;
+  if ((pod.spec?.priority ?? 0) >= SYSTEM_CRITICAL_PRIORITY) return undefined;
+  if (pressure.length === 1 && pressure[0] === "MemoryPressure") {
+    const toleratesMemoryPressure = (pod.spec?.tolerations ?? []).some(
+      (t) =>
+        (!t.effect || t.effect === "NoSchedule") &&
+        (t.key
+          ? t.key === "node.kubernetes.io/memory-pressure" && (t.operator === "Exists" || !t.value)
+          : t.operator === "Exists"),
+    );
+    if (qosClass(pod) !== "BestEffort" || toleratesMemoryPressure) return undefined;
+  }
+  return reject(PodReason.Evicted, `The node had condition: [${pressure.join(" ")}]. `);
 }
 
 const SUPPORTED_VOLUMES =
@@ -121,6 +151,8 @@ export async function admit(pod: V1Pod, options: AdmissionOptions): Promise<Admi
     const result = checkVolume(volume, options.hostPath);
     if (result) return result;
   }
+  const underPressure = pressureRejection(pod, options.nodePressure?.() ?? []);
+  if (underPressure) return underPressure;
   if (spec.runtimeClassName) {
     const handler = await options.runtimeClassHandler(spec.runtimeClassName);
     if (handler === undefined) {

@@ -41,6 +41,8 @@ export interface PodControllerOptions {
   onState?: (pod: { namespace: string; name: string; uid: string }, state: StateName) => void;
   /** Pod addresses; default: node mode on the node's first IP. */
   network?: PodNetwork;
+  /** The node's pressure conditions that are True now; pods are admitted as the kubelet's eviction manager would. */
+  nodePressure?: () => readonly string[];
 }
 
 export interface ContainerInstanceInfo {
@@ -82,6 +84,7 @@ export class PodController {
       admission: {
         hostPath: options.hostPath,
         runtimeClassHandler: (name) => options.kube.getRuntimeClassHandler(name),
+        ...(options.nodePressure ? { nodePressure: options.nodePressure } : {}),
       },
       crashBackoff: new Backoff({ ...timing.crashLoop, jitter: 0, now: clockMs }),
       imageBackoff: new Backoff({ ...timing.imagePull, jitter: 0, now: clockMs }),

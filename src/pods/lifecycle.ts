@@ -133,6 +133,7 @@ export class PodLifecycle implements StateContext {
     if (pod.metadata?.uid !== this.ref.uid) return;
     const before = this.#pod;
     this.#pod = pod;
+    this.#patcher.observe(pod.status);
     if (pod.metadata?.deletionTimestamp) this.#requestDeletion(pod);
     if (before.spec?.activeDeadlineSeconds !== pod.spec?.activeDeadlineSeconds) this.#armDeadline();
     // `kubectl debug` adds ephemeral containers (the ephemeralcontainers subresource): each is

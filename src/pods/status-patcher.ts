@@ -27,6 +27,9 @@ const OWNED_FIELDS = [
   "ephemeralContainerStatuses",
 ] as const;
 
+/** Condition fields that a newer condition of the same type may leave out. */
+const CLEARABLE_CONDITION_FIELDS = ["reason", "message"] as const;
+
 type Owned = Partial<Record<(typeof OWNED_FIELDS)[number], unknown>>;
 
 function same(a: unknown, b: unknown): boolean {
@@ -119,7 +122,18 @@ export function statusPatch(
           (old.message ?? "") !== (c.message ?? "")
         );
       });
-      if (changed.length > 0) patch.conditions = changed;
+      // Conditions merge by type: a field the new condition leaves out must be cleared, or the
+      // API keeps the old state's reason and message next to the new status.
+      if (changed.length > 0)
+        patch.conditions = changed.map((c) => {
+          const old = before.get(c.type);
+          const cleared = CLEARABLE_CONDITION_FIELDS.filter(
+            (key) => old?.[key] !== undefined && c[key] === undefined,
+          );
+          return cleared.length === 0
+            ? c
+            : { ...c, ...Object.fromEntries(cleared.map((key) => [key, null])) };
+        });
       continue;
     }
     if (next === undefined) {
@@ -139,7 +153,11 @@ function applyPatch(acked: Owned, patch: Record<string, unknown>): Owned {
       const merged = new Map(
         ((acked.conditions as ConditionDoc[] | undefined) ?? []).map((c) => [c.type, c]),
       );
-      for (const c of value as ConditionDoc[]) merged.set(c.type, c);
+      for (const c of value as ConditionDoc[])
+        merged.set(
+          c.type,
+          Object.fromEntries(Object.entries(c).filter(([, v]) => v !== null)) as ConditionDoc,
+        );
       out.conditions = [...merged.values()];
     } else if (value === null) {
       delete out[key];
@@ -192,6 +210,18 @@ export class StatusPatcher {
 
   get acknowledged(): Readonly<Owned> {
     return this.#acked;
+  }
+
+  /**
+   * The pod's status as the API now holds it (a watch event). Others change the node's conditions
+   * too: the node lifecycle controller marks the pods of an unreachable node Ready=False. Diffing
+   * against these conditions (not the ones last acknowledged) puts the node's view back with the
+   * next patch, as the kubelet's status manager does when it reconciles with the API. An event
+   * older than the last patch at most causes one redundant patch; the newest event always wins.
+   */
+  observe(status: unknown): void {
+    const conditions = normaliseStatus(status).conditions;
+    if (conditions !== undefined) this.#acked = { ...this.#acked, conditions };
   }
 
   /** Sets the status wanted; it is sent soon, coalesced with other changes. */

@@ -23,11 +23,6 @@ const RUNTIME_CLASS = "wasmlet";
 /** Each burst: half long-running pods, half pods that finish after JOB_TICKS ticks. */
 const BURST = 20;
 const JOB_TICKS = 32;
-/** Wasmlet bugs these tests found (not fixed here): their checks stay todos until they are. */
-const READINESS_NOT_RESTORED_BUG =
-  "wasmlet bug: once the controller-manager has marked a node's pods Ready=False (the node was Unknown past its grace period), wasmlet never sets Ready=True again when the node is back: src/pods/status-patcher.ts diffs against the status it believes acknowledged, and the API's changed status is never read back (the kubelet's status manager re-syncs against the API)";
-const STALE_CONDITION_BUG =
-  "wasmlet bug: a pod condition keeps the reason and message of an earlier state (src/pods/status-patcher.ts sends a changed condition without reason/message: null, and the strategic merge by type keeps the old fields): a pod whose Pending status reached the API before it ran shows Ready=True reason=ContainersNotReady message='containers with unready status: [main]'";
 
 let dir: string;
 let plane: ControlPlane;
@@ -350,20 +345,12 @@ async function burstThroughOutage(
     await sleep(500);
     wrong = await disagreeing();
   }
-  await t.test(
-    "every running pod's Ready condition agrees with its container",
-    { todo: READINESS_NOT_RESTORED_BUG },
-    () => {
-      assert.deepEqual(wrong, []);
-    },
-  );
-  await t.test(
-    "no condition keeps the reason or message of an earlier state",
-    { todo: STALE_CONDITION_BUG },
-    () => {
-      assert.deepEqual(stale, []);
-    },
-  );
+  await t.test("every running pod's Ready condition agrees with its container", () => {
+    assert.deepEqual(wrong, []);
+  });
+  await t.test("no condition keeps the reason or message of an earlier state", () => {
+    assert.deepEqual(stale, []);
+  });
   // One instance of each container wrote its log, from its first line: every tick of a finished
   // pod exactly once, and a running pod's ticks counting up from 1 without a repeat.
   for (const { name, job } of burst) {
@@ -479,7 +466,7 @@ describe("control-plane faults", () => {
       await sleep(500);
       ready = condition(await getFrozen(), "Ready")?.status;
     }
-    await t.test("the pod is Ready again", { todo: READINESS_NOT_RESTORED_BUG }, () => {
+    await t.test("the pod is Ready again", () => {
       assert.equal(ready, "True");
     });
     await k(["-n", NAMESPACE, "delete", "pod", "frozen", "--wait=false"]);

@@ -38,11 +38,6 @@ import {
 } from "../pods/support.ts";
 
 const run = promisify(execFile);
-/** Wasmlet bugs these tests found (not fixed here): their checks stay todos until they are. */
-const STALE_CONDITION_BUG =
-  "wasmlet bug: a pod condition keeps the reason and message of an earlier state (src/pods/status-patcher.ts sends a changed condition without reason/message: null, and the strategic merge by type keeps the old fields)";
-const TORN_LOG_RECORD_BUG =
-  "wasmlet bug: a log write cut short by ENOSPC leaves half a CRI record in the file (src/logs/log-writer.ts #flushScratch); the first record written once there is space again is appended to it, and the reader drops the merged line";
 const MiB = 1024 * 1024;
 
 /**
@@ -488,7 +483,7 @@ describe("the registry goes away mid-pull", () => {
     const ready = await waitForPod(bed.namespace, "fetching", "Ready", (p) =>
       Boolean(p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")),
     );
-    await t.test("Ready carries nothing of the waiting time", { todo: STALE_CONDITION_BUG }, () => {
+    await t.test("Ready carries nothing of the waiting time", () => {
       for (const type of ["Ready", "ContainersReady"]) {
         const c = ready.status?.conditions?.find((x) => x.type === type);
         assert.deepEqual(
@@ -573,7 +568,7 @@ describe("the data directory's filesystem is full", () => {
   const exec = (pod: string, args: string[]) =>
     kubectl(["-n", namespace, "exec", pod, "--", "fsprobe", ...args]);
 
-  it("pods keep running, guests get ENOSPC, the node reports DiskPressure and stays up; all resumes once space is back", async (t) => {
+  it("pods keep running, guests get ENOSPC, the node reports DiskPressure, turns new pods away but critical ones, and stays up; all resumes once space is back", async (t) => {
     const ticker = await bed.image("ticker");
     const fsprobe = await bed.image("fsprobe");
     const pin = { runtimeClass };
@@ -637,8 +632,28 @@ describe("the data directory's filesystem is full", () => {
       );
       // The log writes fail too: the node says so, and goes on.
       await node.waitForLog(/cannot write log file[^"]*no space left on device/i, 20_000);
-      // A pod created now (tolerating the taint) cannot have its configMap volume written: it
-      // waits with FailedMount, and gets it once there is space.
+      // A pod that tolerates the taint is still turned away, as the kubelet's eviction manager
+      // does under DiskPressure.
+      const tolerations = [
+        { key: "node.kubernetes.io/disk-pressure", operator: "Exists", effect: "NoSchedule" },
+      ];
+      await applyJson(
+        namespace,
+        podManifest(
+          pin,
+          "turned-away",
+          { image: fsprobe, args: ["read", "/"] },
+          { automountServiceAccountToken: false, tolerations },
+        ),
+      );
+      const turnedAway = await waitForPod(namespace, "turned-away", "Failed", phaseIs("Failed"));
+      assert.equal(turnedAway.status?.reason, "Evicted");
+      assert.equal(
+        turnedAway.status?.message,
+        "Pod was rejected: The node had condition: [DiskPressure]. ",
+      );
+      // A critical pod is admitted, but its configMap volume cannot be written: it waits with
+      // FailedMount, and gets it once there is space.
       await kubectlOk([
         "-n",
         namespace,
@@ -660,9 +675,8 @@ describe("the data directory's filesystem is full", () => {
           {
             volumes: [{ name: "settings", configMap: { name: "settings" } }],
             automountServiceAccountToken: false,
-            tolerations: [
-              { key: "node.kubernetes.io/disk-pressure", operator: "Exists", effect: "NoSchedule" },
-            ],
+            priorityClassName: "system-node-critical",
+            tolerations,
           },
         ),
       );
@@ -761,7 +775,7 @@ describe("the data directory's filesystem is full", () => {
       .split("\n")
       .slice(0, -1)
       .filter((line) => !record.test(line));
-    await t.test("every record of the log file is whole", { todo: TORN_LOG_RECORD_BUG }, () => {
+    await t.test("every record of the log file is whole", () => {
       assert.ok(raw.endsWith("\n"));
       assert.deepEqual(torn, []);
     });
@@ -778,6 +792,7 @@ describe("the data directory's filesystem is full", () => {
       "steady",
       "writer",
       "configured",
+      "turned-away",
       "--wait=false",
     ]);
   });

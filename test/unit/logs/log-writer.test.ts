@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import {
   existsSync,
   mkdtempSync,
@@ -146,4 +147,39 @@ test("impossible options and unwritable paths fail with registered codes", () =>
     code: "WASMLET_ERR_LOG_WRITE",
   });
   assert.equal(existsSync(join(file, "0.log")), false);
+});
+
+test("a write cut short by a full disk leaves no half record; the next line starts clean", () => {
+  // A file size limit (SIGXFSZ ignored) cuts writes short like ENOSPC does: the write that
+  // crosses it lands in part, the next one fails.
+  const path = fresh();
+  const script = `
+    import { CriLogWriter } from ${JSON.stringify(new URL("../../../src/logs/log-writer.ts", import.meta.url).pathname)};
+    const writer = new CriLogWriter({ path: ${JSON.stringify(path)} });
+    const failures = [];
+    for (let i = 1; i <= 40; i++) {
+      try { writer.write("stdout", Buffer.from("line " + i + " " + "x".repeat(60) + "\\n")); }
+      catch (error) { failures.push(i); }
+    }
+    try { writer.write("stdout", Buffer.from("short\\n")); } catch { failures.push("short"); }
+    console.log(JSON.stringify(failures));`;
+  const child = spawnSync(
+    "bash",
+    [
+      "-c",
+      `trap '' XFSZ; ulimit -f 1; exec "$0" --input-type=module -e "$1"`,
+      process.execPath,
+      script,
+    ],
+    { encoding: "utf8" },
+  );
+  assert.equal(child.status, 0, child.stderr);
+  const failures = JSON.parse(child.stdout) as (number | string)[];
+  assert.ok(failures.length > 0, "the limit was reached");
+  assert.ok(!failures.includes("short"), "a record that fits is written after the failures");
+  const text = readFileSync(path, "utf8");
+  assert.ok(text.endsWith("\n"));
+  const kept = records(path);
+  assert.equal(kept.at(-1), "stdout F short");
+  for (const record of kept.slice(0, -1)) assert.match(record, /^stdout F line \d+ x{60}$/);
 });

@@ -147,3 +147,43 @@ test("a failing RuntimeClass lookup is not a rejection (it is retried)", async (
     /503/,
   );
 });
+
+test("under node pressure pods are admitted as the kubelet's eviction manager admits them", async () => {
+  const under = (...pressure: string[]) => ({ ...options, nodePressure: () => pressure });
+  const burstable = {
+    containers: [{ name: "app", image: "x", resources: { requests: { memory: "1Mi" } } }],
+  };
+  const critical = { priority: 2_000_001_000 };
+  const toleratesMemory = {
+    tolerations: [
+      { key: "node.kubernetes.io/memory-pressure", operator: "Exists", effect: "NoSchedule" },
+    ],
+  };
+  const cases: [string[], Partial<NonNullable<V1Pod["spec"]>>, boolean][] = [
+    [[], {}, true],
+    [["DiskPressure"], {}, false],
+    [["DiskPressure"], burstable, false],
+    [["DiskPressure"], toleratesMemory, false],
+    [["DiskPressure"], critical, true],
+    [["PIDPressure"], burstable, false],
+    [["MemoryPressure"], {}, false],
+    [["MemoryPressure"], burstable, true],
+    [["MemoryPressure"], toleratesMemory, true],
+    [["MemoryPressure"], { tolerations: [{ operator: "Exists" }] }, true],
+    [
+      ["MemoryPressure"],
+      { tolerations: [{ key: "node.kubernetes.io/disk-pressure", operator: "Exists" }] },
+      false,
+    ],
+    [["MemoryPressure"], critical, true],
+    [["MemoryPressure", "DiskPressure"], burstable, false],
+  ];
+  for (const [pressure, spec, admitted] of cases) {
+    const result = await admit(pod(spec), under(...pressure));
+    assert.equal(result.admitted, admitted, `${pressure} ${JSON.stringify(spec)}`);
+    if (!result.admitted) {
+      assert.equal(result.reason, "Evicted");
+      assert.equal(result.message, `The node had condition: [${pressure.join(" ")}]. `);
+    }
+  }
+});

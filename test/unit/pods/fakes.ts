@@ -112,7 +112,15 @@ export class FakeKube implements KubePort {
         const merged = new Map(
           ((current.conditions as { type: string }[] | undefined) ?? []).map((c) => [c.type, c]),
         );
-        for (const c of value as { type: string }[]) merged.set(c.type, c);
+        // A strategic merge: a condition's fields merge into the one of its type; null clears.
+        for (const c of value as { type: string }[]) {
+          const fields = { ...merged.get(c.type), ...structuredClone(c) } as Record<
+            string,
+            unknown
+          >;
+          for (const [key, field] of Object.entries(fields)) if (field === null) delete fields[key];
+          merged.set(c.type, fields as { type: string });
+        }
         current.conditions = [...merged.values()];
       } else current[field] = structuredClone(value);
     }

@@ -156,6 +156,75 @@ test("the patcher coalesces bursts, carries the uid precondition, retries failur
   assert.equal(missing.patches, 1);
 });
 
+const condition = (
+  type: string,
+  state: "True" | "False",
+  reason?: string,
+  message?: string,
+): NonNullable<PodStatusDoc["conditions"]>[number] => ({
+  type,
+  status: state,
+  ...(reason ? { reason } : {}),
+  ...(message ? { message } : {}),
+  lastProbeTime: null,
+  lastTransitionTime: "2025-01-01T00:00:00Z",
+});
+
+test("a condition that changes state drops the reason and message of the old one", async () => {
+  const kube = new FakeKube();
+  const patcher = new StatusPatcher({ kube, pod: ref, initial: undefined, logger: silentLogger });
+  const notReady = condition(
+    "Ready",
+    "False",
+    "ContainersNotReady",
+    "containers with unready status: [a]",
+  );
+  patcher.set(status({ conditions: [notReady] }));
+  await patcher.flush();
+  patcher.set(status({ phase: "Running", conditions: [condition("Ready", "True")] }));
+  await patcher.flush();
+  const ready = (kube.status("u1").conditions as Record<string, unknown>[])[0];
+  assert.deepEqual(ready, {
+    type: "Ready",
+    status: "True",
+    lastTransitionTime: "2025-01-01T00:00:00Z",
+  });
+  // Nothing further to send: the acknowledged status holds no leftover fields either.
+  patcher.set(status({ phase: "Running", conditions: [condition("Ready", "True")] }));
+  await patcher.flush();
+  assert.equal(kube.patches.length, 2);
+});
+
+test("conditions others changed in the API are put back with the next patch", async () => {
+  const kube = new FakeKube();
+  const patcher = new StatusPatcher({ kube, pod: ref, initial: undefined, logger: silentLogger });
+  const running = status({ phase: "Running", conditions: [condition("Ready", "True")] });
+  patcher.set(running);
+  await patcher.flush();
+  // The node lifecycle controller marks the pods of an unreachable node not ready.
+  const marked = {
+    ...kube.status("u1"),
+    conditions: [condition("Ready", "False", "NodeNotReady")],
+  };
+  kube.statuses.set("u1", marked);
+  patcher.observe(marked);
+  patcher.set(running);
+  await patcher.flush();
+  assert.equal(kube.patches.length, 2);
+  assert.deepEqual(
+    (kube.status("u1").conditions as { status: string; reason?: string }[]).map((c) => [
+      c.status,
+      c.reason,
+    ]),
+    [["True", undefined]],
+  );
+  // An event that agrees with what was sent changes nothing.
+  patcher.observe(kube.status("u1"));
+  patcher.set(running);
+  await patcher.flush();
+  assert.equal(kube.patches.length, 2);
+});
+
 test("the first patch waits for the pod to leave Pending, up to firstPatchHoldMs", async (t) => {
   t.mock.timers.enable({ apis: ["setTimeout"] });
   const kube = new FakeKube();
