@@ -1,12 +1,13 @@
 // Finds the control-plane binaries, in this order: paths from the environment, the cache,
 // a build from the Go module proxy, the official release download (checksums verified).
-import { access, constants, mkdir } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { isWasmletError } from "../errors.ts";
 import { buildControlPlane } from "./build-from-source.ts";
 import { kubernetesCacheDir } from "./cache.ts";
 import { downloadControlPlane } from "./download.ts";
 import { devclusterError } from "./errors.ts";
+import { isExecutable } from "./go-tool.ts";
 import { CONTROL_PLANE_BINARIES, type ControlPlaneBinary, KUBERNETES_VERSION } from "./versions.ts";
 
 export type ControlPlaneBinaries = Record<ControlPlaneBinary, string>;
@@ -15,12 +16,6 @@ export type ControlPlaneBinaries = Record<ControlPlaneBinary, string>;
 export function envVarFor(name: ControlPlaneBinary): string {
   return `WASMLET_${name.toUpperCase().replaceAll("-", "_")}`;
 }
-
-const isExecutable = (path: string) =>
-  access(path, constants.X_OK).then(
-    () => true,
-    () => false,
-  );
 
 async function fromDir(dir: string): Promise<ControlPlaneBinaries | undefined> {
   const found = {} as ControlPlaneBinaries;

@@ -2,12 +2,11 @@
 // k8s.io/kubernetes at the pinned release and replaces each k8s.io staging module (which the
 // release's go.mod points at ./staging/…) with its published v0.X.Y twin; etcd builds from
 // go.etcd.io/etcd/server/v3 the same way. The Go build cache keeps rebuilds fast.
-import { execFile, spawn } from "node:child_process";
-import { createWriteStream } from "node:fs";
+import { execFile } from "node:child_process";
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { devclusterError } from "./errors.ts";
+import { BuildLog } from "./go-tool.ts";
 import { findExecutable } from "./tools.ts";
 import {
   type ControlPlaneBinary,
@@ -23,24 +22,6 @@ export const GO_HINT =
 export interface BuildOptions {
   /** Receives one line per step, for progress output. */
   onProgress?: (line: string) => void;
-}
-
-/** Runs `go args…` in `cwd` (module mode), its output appended to `log`. */
-export async function goCommand(
-  args: string[],
-  cwd: string,
-  log: NodeJS.WritableStream,
-): Promise<void> {
-  log.write(`$ go ${args.join(" ")}\n`);
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn("go", args, { cwd, env: { ...process.env, GOFLAGS: "-mod=mod" } });
-    child.stdout.pipe(log, { end: false });
-    child.stderr.pipe(log, { end: false });
-    child.once("error", reject);
-    child.once("exit", (code) =>
-      code === 0 ? resolve() : reject(new Error(`go ${args[0]} exited with code ${code}`)),
-    );
-  });
 }
 
 /** The k8s.io modules that the release's go.mod replaces with ./staging directories. */
@@ -85,24 +66,8 @@ export async function buildControlPlane(binDir: string, options: BuildOptions = 
   await findExecutable("go", GO_HINT);
   const progress = options.onProgress ?? (() => {});
   const buildDir = join(binDir, "build");
-  const logFile = join(binDir, "build.log");
   await mkdir(buildDir, { recursive: true });
-  const log = createWriteStream(logFile, { flags: "w" });
-  const fail = async (step: string, error: unknown): Promise<never> => {
-    await new Promise((r) => log.end(r));
-    const tail = (await readFile(logFile, "utf8").catch(() => ""))
-      .trimEnd()
-      .split("\n")
-      .slice(-15)
-      .join("\n");
-    throw devclusterError(
-      "WASMLET_ERR_BUILD_FAILED",
-      `${step} failed: ${(error as Error).message}; see ${logFile}:\n${tail}`,
-      {
-        cause: error,
-      },
-    );
-  };
+  const log = new BuildLog(join(binDir, "build.log"));
 
   const k8sDir = join(buildDir, "kubernetes");
   const etcdDir = join(buildDir, "etcd");
@@ -122,9 +87,9 @@ export async function buildControlPlane(binDir: string, options: BuildOptions = 
       join(k8sDir, "tools.go"),
       '//go:build tools\n\npackage tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver"\n\t_ "k8s.io/kubernetes/cmd/kube-controller-manager"\n\t_ "k8s.io/kubernetes/cmd/kube-scheduler"\n\t_ "k8s.io/kubernetes/cmd/kubectl"\n)\n',
     );
-    await goCommand(["mod", "tidy"], k8sDir, log);
+    await log.go(["mod", "tidy"], k8sDir);
   } catch (error) {
-    return fail(`resolving k8s.io/kubernetes ${KUBERNETES_VERSION}`, error);
+    return log.fail(`resolving k8s.io/kubernetes ${KUBERNETES_VERSION}`, error);
   }
   try {
     progress(
@@ -132,7 +97,7 @@ export async function buildControlPlane(binDir: string, options: BuildOptions = 
     );
     const out = join(buildDir, "out");
     await mkdir(out, { recursive: true });
-    await goCommand(
+    await log.go(
       [
         "build",
         `-ldflags=${versionLdflags()}`,
@@ -143,7 +108,6 @@ export async function buildControlPlane(binDir: string, options: BuildOptions = 
         "k8s.io/kubernetes/cmd/kube-scheduler",
       ],
       k8sDir,
-      log,
     );
     for (const name of [
       "kube-apiserver",
@@ -153,7 +117,7 @@ export async function buildControlPlane(binDir: string, options: BuildOptions = 
       await rename(join(out, name), join(binDir, name));
     }
   } catch (error) {
-    return fail("building the Kubernetes control plane", error);
+    return log.fail("building the Kubernetes control plane", error);
   }
   try {
     progress(`building etcd ${ETCD_VERSION}`);
@@ -165,16 +129,15 @@ export async function buildControlPlane(binDir: string, options: BuildOptions = 
       join(etcdDir, "tools.go"),
       '//go:build tools\n\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n',
     );
-    await goCommand(["mod", "tidy"], etcdDir, log);
-    await goCommand(
+    await log.go(["mod", "tidy"], etcdDir);
+    await log.go(
       ["build", "-ldflags=-s -w", "-o", join(binDir, "etcd"), "go.etcd.io/etcd/server/v3"],
       etcdDir,
-      log,
     );
   } catch (error) {
-    return fail(`building etcd ${ETCD_VERSION}`, error);
+    return log.fail(`building etcd ${ETCD_VERSION}`, error);
   }
-  await new Promise((r) => log.end(r));
+  await log.close();
   await rm(join(buildDir, "out"), { recursive: true, force: true });
 }
 
@@ -183,25 +146,16 @@ export async function buildControlPlane(binDir: string, options: BuildOptions = 
  * `buildControlPlane` left in `<binDir>/build/kubernetes` already resolves it).
  */
 export async function buildKubectl(binDir: string): Promise<string> {
-  const k8sDir = join(binDir, "build", "kubernetes");
-  const log = createWriteStream(join(binDir, "build-kubectl.log"), { flags: "w" });
+  const log = new BuildLog(join(binDir, "build-kubectl.log"));
   const target = join(binDir, "kubectl");
   try {
-    await goCommand(
+    await log.go(
       ["build", `-ldflags=${versionLdflags()}`, "-o", target, "k8s.io/kubernetes/cmd/kubectl"],
-      k8sDir,
-      log,
+      join(binDir, "build", "kubernetes"),
     );
   } catch (error) {
-    throw devclusterError(
-      "WASMLET_ERR_BUILD_FAILED",
-      `building kubectl failed: ${(error as Error).message}; see ${join(binDir, "build-kubectl.log")}`,
-      {
-        cause: error,
-      },
-    );
-  } finally {
-    await new Promise((r) => log.end(r));
+    return log.fail("building kubectl", error);
   }
+  await log.close();
   return target;
 }

@@ -5,13 +5,13 @@
 // with the API server's aggregation layer (an APIService backed by a selector-less Service whose
 // Endpoints name the address metrics-server listens on — the API server routes to endpoints, so
 // that address must not be loopback).
-import { createWriteStream } from "node:fs";
-import { access, constants, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { isWasmletError } from "../errors.ts";
-import { GO_HINT, goCommand } from "./build-from-source.ts";
+import { GO_HINT } from "./build-from-source.ts";
 import { wasmletCacheDir } from "./cache.ts";
 import { devclusterError } from "./errors.ts";
+import { BuildLog, obtainGoTool } from "./go-tool.ts";
 import { httpsGet } from "./https-probe.ts";
 import { ManagedProcess } from "./managed-process.ts";
 import { freePort } from "./ports.ts";
@@ -27,12 +27,6 @@ export function metricsServerCacheDir(version = METRICS_SERVER_VERSION): string 
   return join(wasmletCacheDir(), "metrics-server", version);
 }
 
-const isExecutable = (path: string) =>
-  access(path, constants.X_OK).then(
-    () => true,
-    () => false,
-  );
-
 /** Builds `metrics-server` into `binDir`; the compiler output goes to `<binDir>/build.log`. */
 export async function buildMetricsServer(
   binDir: string,
@@ -42,9 +36,8 @@ export async function buildMetricsServer(
   const version = options.version ?? METRICS_SERVER_VERSION;
   const progress = options.onProgress ?? (() => {});
   const moduleDir = join(binDir, "build");
-  const logFile = join(binDir, "build.log");
   await mkdir(moduleDir, { recursive: true });
-  const log = createWriteStream(logFile, { flags: "w" });
+  const log = new BuildLog(join(binDir, "build.log"));
   const target = join(binDir, "metrics-server");
   try {
     progress(`building ${MODULE} ${version} from the Go module proxy`);
@@ -56,29 +49,18 @@ export async function buildMetricsServer(
       join(moduleDir, "tools.go"),
       `//go:build tools\n\npackage tools\n\nimport _ "${COMMAND}"\n`,
     );
-    await goCommand(["mod", "tidy"], moduleDir, log);
+    await log.go(["mod", "tidy"], moduleDir);
     // Stamped like the release's Makefile does (metrics-server reports client-go's version).
     const ldflags = `-s -w -X k8s.io/client-go/pkg/version.gitVersion=${version}`;
-    await goCommand(
+    await log.go(
       ["build", "-trimpath", `-ldflags=${ldflags}`, "-o", `${target}.tmp`, COMMAND],
       moduleDir,
-      log,
     );
     await rename(`${target}.tmp`, target);
   } catch (error) {
-    await new Promise((r) => log.end(r));
-    const tail = (await readFile(logFile, "utf8").catch(() => ""))
-      .trimEnd()
-      .split("\n")
-      .slice(-15)
-      .join("\n");
-    throw devclusterError(
-      "WASMLET_ERR_BUILD_FAILED",
-      `building metrics-server ${version} failed: ${(error as Error).message}; see ${logFile}:\n${tail}`,
-      { cause: error },
-    );
+    return log.fail(`building metrics-server ${version}`, error);
   }
-  await new Promise((r) => log.end(r));
+  await log.close();
   await rm(moduleDir, { recursive: true, force: true });
   return target;
 }
@@ -87,25 +69,15 @@ export async function buildMetricsServer(
  * The metrics-server binary: `WASMLET_METRICS_SERVER` when set, else the cache, else a build from
  * the Go module proxy into the cache.
  */
-export async function obtainMetricsServer(
+export function obtainMetricsServer(
   options: { onProgress?: (line: string) => void } = {},
 ): Promise<{ binary: string; source: "environment" | "cache" | "built" }> {
-  const fromEnv = process.env.WASMLET_METRICS_SERVER;
-  if (fromEnv) {
-    if (!(await isExecutable(fromEnv))) {
-      throw devclusterError(
-        "WASMLET_ERR_TOOL_MISSING",
-        `metrics-server is not an executable file at ${fromEnv}`,
-        { hint: "fix WASMLET_METRICS_SERVER or unset it to build metrics-server" },
-      );
-    }
-    return { binary: fromEnv, source: "environment" };
-  }
-  const dir = metricsServerCacheDir();
-  const cached = join(dir, "metrics-server");
-  if (await isExecutable(cached)) return { binary: cached, source: "cache" };
-  await mkdir(dir, { recursive: true });
-  return { binary: await buildMetricsServer(dir, options), source: "built" };
+  return obtainGoTool({
+    name: "metrics-server",
+    envVar: "WASMLET_METRICS_SERVER",
+    cacheDir: metricsServerCacheDir(),
+    build: (dir) => buildMetricsServer(dir, options),
+  });
 }
 
 /**
