@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import { describeError } from "../errors.ts";
 import { CredentialProviders } from "../images/credential-providers.ts";
 import { ImageService } from "../images/image-service.ts";
+import { RegistryHosts } from "../images/registry-hosts.ts";
 import { ResilientWatch } from "../kube/watch.ts";
 import { WasmletMetrics } from "../metrics/wasmlet-metrics.ts";
 import { parsePodCidr } from "../network/cidr.ts";
@@ -71,6 +72,10 @@ export class Workloads implements Component {
     this.#log = logger.child({ component: "workloads" });
     kube.onFailure((failure) => this.metrics.apiErrors.inc({ ...failure }));
     this.#shutdownGraceMs = config.shutdownGracePeriodMs;
+    // Read (and checked) before anything is started: a bad hosts.toml stops the node here.
+    const hosts = config.registryConfigDir
+      ? RegistryHosts.load(config.registryConfigDir)
+      : undefined;
     this.runtime = new Runtime({
       workers: config.runtimeWorkers,
       ...options.runtime,
@@ -78,7 +83,7 @@ export class Workloads implements Component {
     });
     this.images = new ImageService({
       dataDir: config.dataDir,
-      registry: { plainHttp: config.insecureRegistries },
+      registry: { plainHttp: config.insecureRegistries, ...(hosts ? { hosts } : {}) },
       ...(config.imageCredentialFile ? { dockerConfigPath: config.imageCredentialFile } : {}),
       ...(config.imageCredentialProviderConfig && config.imageCredentialProviderBinDir
         ? {

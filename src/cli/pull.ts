@@ -11,6 +11,7 @@ import {
   type PullPolicy,
   parseReference,
   type RegistryClientOptions,
+  RegistryHosts,
 } from "../images/index.ts";
 
 export const registryFlags = {
@@ -19,6 +20,7 @@ export const registryFlags = {
   password: { type: "string", short: "p" },
   "password-stdin": { type: "boolean" },
   "docker-config": { type: "string" },
+  "registry-config-dir": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const satisfies ParseArgsConfig["options"];
 
@@ -27,7 +29,10 @@ export const registryFlagsHelp = `Registry options:
   -u, --username NAME     registry user name
   -p, --password SECRET   registry password or token (prefer --password-stdin)
   --password-stdin        read the password from standard input
-  --docker-config FILE    docker config with credentials (default: $DOCKER_CONFIG/config.json or ~/.docker/config.json)`;
+  --docker-config FILE    docker config with credentials (default: $DOCKER_CONFIG/config.json or ~/.docker/config.json)
+  --registry-config-dir DIR
+                          registry hosts in containerd's layout (DIR/HOST[:PORT]/hosts.toml, DIR/_default):
+                          mirrors, server, CA, client certificates, skip_verify, headers`;
 
 export const dataDirHelp = `  --data-dir DIR          wasmlet's data dir (default: $WASMLET_DATA_DIR or ~/.local/share/wasmlet)`;
 
@@ -37,6 +42,7 @@ interface RegistryFlagValues {
   password?: string;
   "password-stdin"?: boolean;
   "docker-config"?: string;
+  "registry-config-dir"?: string;
 }
 
 export function defaultDockerConfig(): string {
@@ -72,6 +78,8 @@ export async function registrySettings(
   const ref = parseReference(reference);
   const client: RegistryClientOptions = { userAgent: "wasmlet-cli" };
   if (values["plain-http"]) client.plainHttp = [ref.registry];
+  if (values["registry-config-dir"] !== undefined)
+    client.hosts = RegistryHosts.load(values["registry-config-dir"]);
   let password = values.password;
   if (values["password-stdin"]) password = await readStdin();
   let credentials: CredentialSet | undefined;
@@ -108,12 +116,17 @@ export async function ensureImage(
     registry: settings.client,
     dockerConfigPath: settings.dockerConfig,
   });
-  await service.start();
-  const image = await service.ensure(reference, {
-    ...(pullPolicy ? { pullPolicy } : {}),
-    ...(settings.credentials ? { credentials: settings.credentials } : {}),
-  });
-  return { service, image };
+  try {
+    await service.start();
+    const image = await service.ensure(reference, {
+      ...(pullPolicy ? { pullPolicy } : {}),
+      ...(settings.credentials ? { credentials: settings.credentials } : {}),
+    });
+    return { service, image };
+  } catch (error) {
+    await service.close();
+    throw error;
+  }
 }
 
 const help = `Usage: wasmlet pull [options] REF

@@ -100,9 +100,10 @@ export async function main(argv: string[]): Promise<number> {
   ).lookup(ref.registry, ref.repository);
   const module = await readFile(file);
   const bar = process.stdout.isTTY ? progressBar(`pushing ${basename(file)}`) : undefined;
+  const client = new RegistryClient(settings.client);
   try {
     const result = await pushWasmArtifact(module, reference, {
-      client: new RegistryClient(settings.client),
+      client,
       credentials,
       annotations,
       title: basename(file),
@@ -118,5 +119,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     bar?.done();
     throw error;
+  } finally {
+    await client.close();
   }
 }

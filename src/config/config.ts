@@ -71,6 +71,8 @@ export interface Config {
   /** How often mounted ConfigMap, Secret, downwardAPI and projected volumes are re-projected. */
   syncFrequencyMs: number;
   insecureRegistries: string[];
+  /** containerd's `certs.d` layout: `<dir>/<host[:port]>/hosts.toml` (mirrors, CAs, client certs). */
+  registryConfigDir: string | undefined;
   imageCredentialFile: string | undefined;
   /** The kubelet's CredentialProviderConfig, and where its plugins are. */
   imageCredentialProviderConfig: string | undefined;
@@ -480,6 +482,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: [],
     defaultText: "none",
     repeatable: true,
+  }),
+  option("registryConfigDir", {
+    group: "Images",
+    placeholder: "DIR",
+    description:
+      "registry hosts in containerd's layout, DIR/HOST[:PORT]/hosts.toml and DIR/_default/hosts.toml: mirrors tried before the registry (by capability: pull, resolve, push), its server, per-host CA, client certificates, skip_verify, headers; credentials go to the registry's own host only",
+    parse: path,
+    default: undefined,
+    directory: true,
   }),
   option("imageCredentialProviderConfig", {
     group: "Images",

@@ -1,8 +1,9 @@
 // A local OCI registry (Debian's `docker-registry`, CNCF distribution 2.8) on a free loopback
-// port with its own storage; optionally behind htpasswd basic auth. Used by `wasmlet dev` and the
-// tests. It can be stopped and started again on the same address, its content kept (fault tests).
+// port with its own storage; optionally behind htpasswd basic auth, optionally over TLS (with
+// client certificates required when given client CAs). Used by `wasmlet dev` and the tests. It can be stopped and started again on the same address, its content kept (fault tests).
 import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -21,6 +22,11 @@ export interface RegistryOptions {
   basicAuth?: { username: string; password: string };
   /** Delegate auth to a token server (the Docker Hub / GHCR flow). */
   tokenAuth?: { realm: string; service: string; issuer: string; rootCertBundle: string };
+  /**
+   * Serve HTTPS with this certificate and key (PEM); with `clientCAs` (PEM), only clients
+   * presenting a certificate one of them signed are served (distribution's `http.tls.clientcas`).
+   */
+  tls?: { cert: string; key: string; clientCAs?: string[] };
   readyTimeoutMs?: number;
 }
 
@@ -28,6 +34,7 @@ export class LocalRegistry {
   readonly host: string;
   readonly port: number;
   readonly dir: string;
+  readonly tls: boolean;
   #process: ManagedProcess;
   #ownsDir: boolean;
   readonly #binary: string;
@@ -40,8 +47,10 @@ export class LocalRegistry {
     ownsDir: boolean,
     binary: string,
     readyTimeoutMs: number,
+    tls: boolean,
   ) {
     this.host = host;
+    this.tls = tls;
     this.port = port;
     this.dir = dir;
     this.#ownsDir = ownsDir;
@@ -56,7 +65,7 @@ export class LocalRegistry {
   }
 
   get url(): string {
-    return `http://${this.address}`;
+    return `${this.tls ? "https" : "http"}://${this.address}`;
   }
 
   static async start(options: RegistryOptions = {}): Promise<LocalRegistry> {
@@ -74,8 +83,21 @@ export class LocalRegistry {
       "storage:",
       `  filesystem: {rootdirectory: ${JSON.stringify(join(dir, "storage"))}}`,
       "  delete: {enabled: true}",
-      `http: {addr: "${host}:${port}"}`,
     ];
+    if (options.tls) {
+      const file = (name: string) => JSON.stringify(join(dir, name));
+      await writeFile(join(dir, "tls.crt"), options.tls.cert);
+      await writeFile(join(dir, "tls.key"), options.tls.key, { mode: 0o600 });
+      const clientCAs = options.tls.clientCAs ?? [];
+      for (const [i, pem] of clientCAs.entries())
+        await writeFile(join(dir, `client-ca-${i}.crt`), pem);
+      const cas = clientCAs.map((_, i) => file(`client-ca-${i}.crt`));
+      config.push(
+        `http: {addr: "${host}:${port}", tls: {certificate: ${file("tls.crt")}, key: ${file("tls.key")}${cas.length ? `, clientcas: [${cas.join(", ")}]` : ""}}}`,
+      );
+    } else {
+      config.push(`http: {addr: "${host}:${port}"}`);
+    }
     if (options.basicAuth) {
       const htpasswd = await findExecutable("htpasswd", "apt-get install apache2-utils");
       const { stdout } = await run(htpasswd, [
@@ -102,6 +124,7 @@ export class LocalRegistry {
       ownsDir,
       binary,
       options.readyTimeoutMs ?? 15_000,
+      options.tls !== undefined,
     );
     try {
       await registry.#serving();
@@ -123,6 +146,8 @@ export class LocalRegistry {
 
   #serving(): Promise<void> {
     return this.#process.waitUntil(async () => {
+      // Over TLS (perhaps wanting client certificates), listening is what tells it serves.
+      if (this.tls) return listening(this.host, this.port);
       const response = await fetch(`${this.url}/v2/`);
       await response.body?.cancel();
       return response.status === 200 || response.status === 401;
@@ -144,4 +169,15 @@ export class LocalRegistry {
     await this.#process.stop();
     if (this.#ownsDir) await rm(this.dir, { recursive: true, force: true });
   }
+}
+
+function listening(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
 }

@@ -61,6 +61,16 @@ export const imageError = defineErrors({
     description:
       "A docker config (pull secret or node-level file) is not valid JSON of a known shape.",
   },
+  WASMLET_ERR_REGISTRY_HOSTS_INVALID: {
+    description:
+      "A registry hosts configuration (--registry-config-dir: containerd's certs.d layout, <dir>/<host>/hosts.toml) cannot be read or is invalid, or names certificate files that cannot be read or do not match.",
+    hint: "the message names the file and the key; see containerd's docs/hosts.md for the format",
+  },
+  WASMLET_ERR_IMAGE_NO_REGISTRY_HOST: {
+    description:
+      "The registry's hosts.toml leaves no host with the capability a request needs: resolve for tags, pull for digests and blobs, push for pushes.",
+    hint: 'give the server or a [host."…"] the capability (capabilities = ["pull", "resolve", "push"])',
+  },
   WASMLET_ERR_CREDENTIAL_PROVIDER_CONFIG: {
     description:
       "The credential-provider configuration (--image-credential-provider-config, the kubelet's CredentialProviderConfig) cannot be read or is invalid.",

@@ -67,7 +67,10 @@ export const DEFAULT_SIZE_LIMITS: SizeLimits = {
 export interface ImageServiceOptions {
   /** wasmlet's data dir; images live in `<dataDir>/images`. */
   dataDir: string;
-  /** Registry client settings (plain-HTTP registries, mirrors, retries), or a client to share. */
+  /**
+   * Registry client settings (plain-HTTP registries, mirrors, hosts.toml hosts, retries), or a
+   * client to share (which the service then does not close).
+   */
   registry?: RegistryClientOptions | RegistryClient;
   /** The node's docker config (`config.json`), used after a pod's pull secrets. */
   dockerConfigPath?: string;
@@ -189,11 +192,13 @@ export class ImageService {
   readonly #gc: ImageServiceOptions["gc"];
   readonly #inUse: (() => Iterable<string>) | undefined;
   readonly #pulls = new SharedWork<PulledImage>();
+  readonly #ownsClient: boolean;
   #closed = false;
 
   constructor(options: ImageServiceOptions) {
     if (!options.dataDir) throw new TypeError("ImageService: dataDir is required");
     this.store = new ContentStore(join(options.dataDir, "images"));
+    this.#ownsClient = !(options.registry instanceof RegistryClient);
     this.client =
       options.registry instanceof RegistryClient
         ? options.registry
@@ -347,6 +352,7 @@ export class ImageService {
     this.#closed = true;
     await this.#pulls.settled();
     await this.store.flush();
+    if (this.#ownsClient) await this.client.close();
   }
 
   // --- internals -----------------------------------------------------------------------------

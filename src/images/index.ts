@@ -7,7 +7,7 @@
 //     dataDir,                              // store in <dataDir>/images
 //     supportedImports: runtimeImports,     // "wasi_snapshot_preview1.*", "env.x", …
 //     dockerConfigPath: "/root/.docker/config.json",   // node-level credentials (optional)
-//     registry: { plainHttp: ["registry.local:5000"], mirrors: { "docker.io": ["http://127.0.0.1:5001"] } },
+//     registry: { plainHttp: ["registry.local:5000"], hosts: RegistryHosts.load("/etc/wasmlet/certs.d") },
 //     gc: { highPercent: 85, lowPercent: 80 },          // or { highBytes, lowBytes }
 //     inUse: () => imagesOfPodsOnThisNode(),            // refs or image IDs never collected
 //   });
@@ -31,6 +31,7 @@
 //
 // Files: reference.ts (parsing/normalising), credentials.ts (docker configs, keyring matching),
 // registry-client.ts (fetch, auth challenges, token cache, retries, mirrors, push),
+// registry-hosts.ts (containerd's hosts.toml: mirrors, capabilities, per-host TLS and headers),
 // manifest.ts (media types, parsing), formats.ts (which layout, platform choice, wasm checks),
 // layers.ts (a file out of tar layers), content-store.ts (verified blobs, records, GC),
 // module-cache.ts (compile once, import check), image-service.ts (ensure/compile/gc),
@@ -67,3 +68,4 @@ export {
   registryHost,
 } from "./reference.ts";
 export { RegistryClient, type RegistryClientOptions, Repository } from "./registry-client.ts";
+export { type HostCapability, type HostNamespace, RegistryHosts } from "./registry-hosts.ts";

@@ -7,15 +7,30 @@
 // - Bearer tokens are cached per endpoint, scope and credential until shortly before they expire.
 // - Connection errors, 429 and 5xx (but 501) are retried with exponential backoff and jitter.
 // - Loopback registries and those configured as plain HTTP are reached over http.
-// - Reads (manifests, blobs) go to the configured mirrors first, then to the registry itself.
+// - Hosts per registry come from a containerd-style hosts configuration (registry-hosts.ts): the
+//   mirrors (`[host."…"]`) in order, then the server. Tags are resolved only by hosts with the
+//   `resolve` capability, digests and blobs fetched from those with `pull`, pushes go to the first
+//   with `push`. Each host with TLS settings (ca, client certificates, skip_verify) or a dial
+//   timeout gets an undici Agent of its own, closed by `close()`.
+// - The credentials given for a registry (pull secrets, docker configs, credential providers) go
+//   to that registry's own host only (and to the token realm it names, as before). Mirrors and
+//   other hosts get anonymous requests, with containerd's `ns=<registry>` query parameter.
 // - A request's signal reaches `fetch` and every retry sleep: aborting it ends the request, the
 //   body stream and the retries, with the signal's reason.
 import { createHash, randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
+import { getCACertificates, rootCertificates } from "node:tls";
+import { Agent, type Dispatcher } from "undici";
 import type { RegistryCredential } from "./credentials.ts";
 import { imageError } from "./errors.ts";
 import { MANIFEST_ACCEPT } from "./manifest.ts";
 import { isLoopbackRegistry, registryHost } from "./reference.ts";
+import {
+  ALL_CAPABILITIES,
+  type ConfiguredHost,
+  type HostCapability,
+  RegistryHosts,
+} from "./registry-hosts.ts";
 import { type Challenge, parseChallenges } from "./www-authenticate.ts";
 
 export interface RegistryClientOptions {
@@ -23,6 +38,12 @@ export interface RegistryClientOptions {
   plainHttp?: Iterable<string>;
   /** Mirrors per registry: `{"docker.io": ["http://127.0.0.1:5001"]}`, tried before the registry for reads. */
   mirrors?: Record<string, readonly string[]>;
+  /**
+   * Hosts per registry (`--registry-config-dir`, containerd's hosts.toml): mirrors with
+   * capabilities, servers, per-host TLS and headers. Registries it does not configure (no
+   * namespace of their own, no `_default`) keep the defaults above.
+   */
+  hosts?: RegistryHosts;
   /** Retries after the first attempt for connection errors, 429 and 5xx. Default 4. */
   retries?: number;
   /** First backoff delay; doubles each retry (with jitter). Default 200 ms. */
@@ -35,11 +56,23 @@ export interface RegistryClientOptions {
 }
 
 export interface Endpoint {
-  /** `http://127.0.0.1:5000` */
+  /** Scheme and host, `http://127.0.0.1:5000`: what relative realms and upload locations resolve against. */
   base: string;
+  /** The API root, `http://127.0.0.1:5000/v2` (another path with `override_path`). */
+  root: string;
   /** Host part, the key of the auth caches. */
   host: string;
+  /** A mirror (tried before the server), not the server itself. */
   mirror: boolean;
+  /** The registry's own host: the only one that gets the credentials held for the registry. */
+  credentials: boolean;
+  capabilities: ReadonlySet<HostCapability>;
+  /** Extra headers for every request to this host (hosts.toml `header`). */
+  headers: Record<string, string>;
+  /** `ns` query parameter (the registry), for hosts other than the registry's own. */
+  ns: string | undefined;
+  /** The host's own connection settings (TLS, dial timeout); undefined: the defaults. */
+  dispatcher: Dispatcher | undefined;
 }
 
 export interface ManifestResult {
@@ -135,9 +168,33 @@ function describeCredential(credential: RegistryCredential | undefined): string 
   return `with a token (from ${credential.source})`;
 }
 
+const ANONYMOUS: readonly (RegistryCredential | undefined)[] = [undefined];
+const MIRROR_CAPABILITIES: ReadonlySet<HostCapability> = new Set(["pull", "resolve"]);
+
+/** `host[:port]` as URLs normalise it (default ports dropped, lower case). */
+function normalizeHost(host: string, scheme = "https"): string {
+  try {
+    return new URL(`${scheme}://${host}`).host;
+  } catch {
+    return host;
+  }
+}
+
+function defaultCAs(): string[] {
+  return typeof getCACertificates === "function"
+    ? getCACertificates("default")
+    : [...rootCertificates];
+}
+
 export class RegistryClient {
   readonly #plainHttp: Set<string>;
   readonly #mirrors: Map<string, readonly string[]>;
+  readonly #hosts: RegistryHosts;
+  /** Endpoints per registry, in the order they are tried. */
+  readonly #endpoints = new Map<string, Endpoint[]>();
+  /** One Agent per configured host with connection settings of its own. */
+  readonly #agents = new Map<ConfiguredHost, Agent>();
+  #closed = false;
   readonly #retries: number;
   readonly #retryBaseMs: number;
   readonly #retryMaxMs: number;
@@ -150,6 +207,7 @@ export class RegistryClient {
   constructor(options: RegistryClientOptions = {}) {
     this.#plainHttp = new Set(options.plainHttp ?? []);
     this.#mirrors = new Map(Object.entries(options.mirrors ?? {}));
+    this.#hosts = options.hosts ?? RegistryHosts.empty();
     this.#retries = options.retries ?? 4;
     this.#retryBaseMs = options.retryBaseMs ?? 200;
     this.#retryMaxMs = options.retryMaxMs ?? 10_000;
@@ -157,23 +215,118 @@ export class RegistryClient {
     this.#fetch = options.fetch ?? fetch;
   }
 
-  /** The registry's own endpoint (http for loopback and configured plain-HTTP registries). */
+  /**
+   * The registry's server: its hosts.toml `server`, else its own host (http for loopback
+   * registries without TLS settings and for configured plain-HTTP registries).
+   */
   endpoint(registry: string): Endpoint {
-    const host = registryHost(registry);
-    const scheme =
-      this.#plainHttp.has(registry) || this.#plainHttp.has(host) || isLoopbackRegistry(registry)
-        ? "http"
-        : "https";
-    return { base: `${scheme}://${host}`, host, mirror: false };
+    return this.endpoints(registry).at(-1)!;
   }
 
-  /** Mirrors first, then the registry. */
-  readEndpoints(registry: string): Endpoint[] {
-    const mirrors = (this.#mirrors.get(registry) ?? []).map((url) => {
+  /** Every host of `registry` in the order they are tried: mirrors, then the server. */
+  endpoints(registry: string): readonly Endpoint[] {
+    if (this.#closed) throw new Error("RegistryClient is closed");
+    let endpoints = this.#endpoints.get(registry);
+    if (!endpoints) {
+      endpoints = this.#buildEndpoints(registry);
+      this.#endpoints.set(registry, endpoints);
+    }
+    return endpoints;
+  }
+
+  /** The hosts that may do `capability` for `registry`, in order; an error when none may. */
+  endpointsFor(registry: string, capability: HostCapability): Endpoint[] {
+    const endpoints = this.endpoints(registry).filter((e) => e.capabilities.has(capability));
+    if (endpoints.length === 0) {
+      const namespace = this.#hosts.lookup(registry);
+      throw imageError(
+        "WASMLET_ERR_IMAGE_NO_REGISTRY_HOST",
+        `no host configured for registry ${registry} has the "${capability}" capability${namespace ? ` (${namespace.source})` : ""}`,
+      );
+    }
+    return endpoints;
+  }
+
+  #buildEndpoints(registry: string): Endpoint[] {
+    const own = normalizeHost(registryHost(registry));
+    const plain = this.#plainHttp.has(registry) || this.#plainHttp.has(registryHost(registry));
+    const mirrors: Endpoint[] = (this.#mirrors.get(registry) ?? []).map((url) => {
       const base = url.replace(/\/+$/, "").replace(/\/v2$/, "");
-      return { base, host: new URL(base).host, mirror: true };
+      const parsed = new URL(base);
+      return {
+        base: parsed.origin,
+        root: `${base}/v2`,
+        host: parsed.host,
+        mirror: true,
+        credentials: false,
+        capabilities: MIRROR_CAPABILITIES,
+        headers: {},
+        ns: registry,
+        dispatcher: undefined,
+      };
     });
-    return [...mirrors, this.endpoint(registry)];
+    const namespace = this.#hosts.lookup(registry);
+    const configured = namespace?.hosts ?? [
+      {
+        scheme: undefined,
+        host: undefined,
+        path: "/v2",
+        capabilities: ALL_CAPABILITIES,
+        tls: undefined,
+        headers: {},
+        dialTimeoutMs: undefined,
+        server: true,
+      },
+    ];
+    const hosts = configured.map((h): Endpoint => {
+      const scheme =
+        h.scheme ??
+        (plain || (isLoopbackRegistry(registry) && h.tls === undefined) ? "http" : "https");
+      const host = h.host ?? normalizeHost(registryHost(registry), scheme);
+      const base = `${scheme}://${host}`;
+      const isOwn = normalizeHost(host, scheme) === own || host === registryHost(registry);
+      return {
+        base,
+        root: `${base}${h.path}`,
+        host,
+        mirror: !h.server,
+        credentials: isOwn,
+        capabilities: h.capabilities,
+        headers: Object.fromEntries(
+          Object.entries(h.headers).map(([name, values]) => [name, values.join(", ")]),
+        ),
+        ns: isOwn ? undefined : registry,
+        dispatcher: this.#dispatcher(h),
+      };
+    });
+    return [...mirrors, ...hosts];
+  }
+
+  /** An Agent for a host with TLS settings or a dial timeout of its own (one per host config). */
+  #dispatcher(host: ConfiguredHost): Dispatcher | undefined {
+    if (host.tls === undefined && host.dialTimeoutMs === undefined) return undefined;
+    let agent = this.#agents.get(host);
+    if (!agent) {
+      const connect: Record<string, unknown> = {};
+      const tls = host.tls;
+      if (tls?.ca.length) connect.ca = [...defaultCAs(), ...tls.ca];
+      if (tls?.certs.length) {
+        connect.cert = tls.certs.map((c) => c.cert);
+        connect.key = tls.certs.map((c) => c.key);
+      }
+      if (tls?.skipVerify !== undefined) connect.rejectUnauthorized = !tls.skipVerify;
+      if (host.dialTimeoutMs !== undefined) connect.timeout = host.dialTimeoutMs;
+      agent = new Agent({ connect });
+      this.#agents.set(host, agent);
+    }
+    return agent;
+  }
+
+  /** Closes the hosts' own connection pools; later requests fail. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all([...this.#agents.values()].map((agent) => agent.close()));
   }
 
   /** A handle on one repository with the credentials to try, in order. */
@@ -191,6 +344,7 @@ export class RegistryClient {
     init: RequestInit,
     body: BodyFactory | undefined,
     registry: string,
+    dispatcher?: Dispatcher,
   ): Promise<Response> {
     const signal = init.signal ?? undefined;
     for (let attempt = 0; ; attempt++) {
@@ -201,6 +355,7 @@ export class RegistryClient {
           ...init,
           headers: { "user-agent": this.#userAgent, ...(init.headers as Record<string, string>) },
         };
+        if (dispatcher) (requestInit as { dispatcher?: Dispatcher }).dispatcher = dispatcher;
         if (body) {
           requestInit.body = body();
           (requestInit as { duplex?: string }).duplex = "half";
@@ -306,6 +461,7 @@ export class RegistryClient {
         },
         () => form.toString(),
         registry,
+        endpoint.dispatcher,
       );
     } else {
       if (service) url.searchParams.set("service", service);
@@ -320,6 +476,7 @@ export class RegistryClient {
         { method: "GET", headers, ...withSignal(signal) },
         undefined,
         registry,
+        endpoint.dispatcher,
       );
     }
     if (response.status === 401 || response.status === 403) {
@@ -389,8 +546,8 @@ export class Repository {
   readonly registry: string;
   readonly name: string;
   readonly #credentials: readonly (RegistryCredential | undefined)[];
-  /** Index of the credential that worked (or is being tried). */
-  #credentialIndex = 0;
+  /** Index of the credential that worked (or is being tried) on the registry's own host. */
+  readonly #own = { index: 0 };
 
   constructor(
     client: RegistryClient,
@@ -404,26 +561,38 @@ export class Repository {
     this.#credentials = credentials.length > 0 ? credentials : [undefined];
   }
 
-  /** Sends a request to one endpoint, answering auth challenges; the response is never a 401. */
+  /**
+   * Sends a request to one endpoint, answering auth challenges; the response is never a 401. The
+   * registry's credentials go to the registry's own host only: other hosts (mirrors, a `server`
+   * elsewhere, upload locations on another host) are asked anonymously.
+   */
   async request(endpoint: Endpoint, options: RequestOptions): Promise<Response> {
-    const url = /^https?:\/\//.test(options.path)
-      ? options.path
-      : `${endpoint.base}/v2/${this.name}/${options.path}`;
+    let url: string;
+    if (/^https?:\/\//.test(options.path)) url = options.path;
+    else {
+      url = `${endpoint.root}/${this.name}/${options.path}`;
+      if (endpoint.ns)
+        url += `${url.includes("?") ? "&" : "?"}ns=${encodeURIComponent(endpoint.ns)}`;
+    }
+    const sameHost = new URL(url).host === endpoint.host;
+    const own = endpoint.credentials && sameHost;
+    const credentials = own ? this.#credentials : ANONYMOUS;
+    const state = own ? this.#own : { index: 0 };
     const scope = `repository:${this.name}:${options.actions}`;
-    let authorization = this.client.cachedAuthorization(
-      endpoint,
-      scope,
-      this.#credentials[this.#credentialIndex],
-    );
+    let authorization = this.client.cachedAuthorization(endpoint, scope, credentials[state.index]);
     let challenged = false;
     for (;;) {
-      const headers: Record<string, string> = { ...options.headers };
+      const headers: Record<string, string> = {
+        ...(sameHost ? endpoint.headers : {}),
+        ...options.headers,
+      };
       if (authorization) headers.authorization = authorization;
       const response = await this.client.fetchWithRetry(
         url,
         { method: options.method, headers, ...withSignal(options.signal) },
         options.body,
         this.registry,
+        endpoint.dispatcher,
       );
       if (response.status !== 401) return response;
       const detail = await errorDetail(response);
@@ -440,33 +609,35 @@ export class Repository {
       // A 401 after we answered a challenge means this credential is not good enough: next one.
       // A cached token the registry no longer takes (expired early, token server restarted) is
       // dropped, and the same credential asks for a fresh one first.
-      if (challenged) this.#credentialIndex++;
+      if (challenged) state.index++;
       else if (authorization !== undefined)
-        this.client.forgetToken(endpoint, scope, this.#credentials[this.#credentialIndex]);
+        this.client.forgetToken(endpoint, scope, credentials[state.index]);
       challenged = true;
       authorization = undefined;
-      while (this.#credentialIndex < this.#credentials.length) {
+      while (state.index < credentials.length) {
         authorization = await this.client.authorize(
           this.registry,
           endpoint,
           challenge,
           scope,
-          this.#credentials[this.#credentialIndex],
+          credentials[state.index],
           options.signal,
         );
         if (authorization) break;
-        if (this.#credentials[this.#credentialIndex] === undefined && challenge.scheme === "basic")
-          break;
-        this.#credentialIndex++;
+        if (credentials[state.index] === undefined && challenge.scheme === "basic") break;
+        state.index++;
       }
       if (!authorization) {
-        const tried = this.#credentials.map(describeCredential).join(", ");
-        const anonymous = this.#credentials.length === 1 && this.#credentials[0] === undefined;
-        this.#credentialIndex = 0;
+        const tried = credentials.map(describeCredential).join(", ");
+        const anonymous = credentials.length === 1 && credentials[0] === undefined;
+        state.index = 0;
+        const where = own
+          ? `registry ${this.registry}`
+          : `host ${new URL(url).origin} (for registry ${this.registry}; it gets no credentials, those are the registry's own)`;
         throw imageError(
           "WASMLET_ERR_IMAGE_AUTH_FAILED",
           anonymous
-            ? `registry ${this.registry} requires authentication for ${this.name} (${detail || "401 Unauthorized"})`
+            ? `${where} requires authentication for ${this.name} (${detail || "401 Unauthorized"})`
             : `authentication to registry ${this.registry} failed for ${this.name} (tried ${tried}): ${detail || "401 Unauthorized"}`,
         );
       }
@@ -494,18 +665,22 @@ export class Repository {
     );
   }
 
-  /** Tries each read endpoint (mirrors, then the registry); the registry's own failure is the one reported. */
+  /**
+   * Tries each host that may do `capability` (mirrors, then the server); the last one's failure
+   * is the one reported.
+   */
   async #read<T>(
     what: string,
+    capability: HostCapability,
     signal: AbortSignal | undefined,
     run: (endpoint: Endpoint) => Promise<T>,
   ): Promise<T> {
-    const endpoints = this.client.readEndpoints(this.registry);
-    for (const endpoint of endpoints) {
+    const endpoints = this.client.endpointsFor(this.registry, capability);
+    for (const [i, endpoint] of endpoints.entries()) {
       try {
         return await run(endpoint);
       } catch (error) {
-        if (!endpoint.mirror || signal?.aborted) throw error;
+        if (i === endpoints.length - 1 || signal?.aborted) throw error;
       }
     }
     throw new Error(`unreachable: no endpoint for ${what}`);
@@ -521,7 +696,7 @@ export class Repository {
     size: number | undefined;
   }> {
     const what = `${this.name}:${target}`;
-    return this.#read(what, signal, async (endpoint) => {
+    return this.#read(what, targetCapability(target), signal, async (endpoint) => {
       const response = await this.request(endpoint, {
         method: "HEAD",
         path: `manifests/${target}`,
@@ -546,7 +721,7 @@ export class Repository {
     signal?: AbortSignal,
   ): Promise<ManifestResult> {
     const what = `${this.name}${target.includes(":") ? "@" : ":"}${target}`;
-    return this.#read(what, signal, async (endpoint) => {
+    return this.#read(what, targetCapability(target), signal, async (endpoint) => {
       const response = await this.request(endpoint, {
         method: "GET",
         path: `manifests/${target}`,
@@ -569,7 +744,7 @@ export class Repository {
 
   /** GET a blob as a stream (which `signal` also ends); the caller verifies it (see ContentStore). */
   async getBlob(digest: string, signal?: AbortSignal): Promise<BlobResponse> {
-    return this.#read(`${this.name}@${digest}`, signal, async (endpoint) => {
+    return this.#read(`${this.name}@${digest}`, "pull", signal, async (endpoint) => {
       const response = await this.request(endpoint, {
         method: "GET",
         path: `blobs/${digest}`,
@@ -587,7 +762,7 @@ export class Repository {
   }
 
   async blobExists(digest: string, actions = "pull"): Promise<boolean> {
-    const response = await this.request(this.client.endpoint(this.registry), {
+    const response = await this.request(this.client.endpointsFor(this.registry, "push")[0]!, {
       method: "HEAD",
       path: `blobs/${digest}`,
       actions,
@@ -605,7 +780,7 @@ export class Repository {
    */
   async uploadBlob(digest: string, size: number, body: BodyFactory): Promise<boolean> {
     if (await this.blobExists(digest, "pull,push")) return false;
-    const endpoint = this.client.endpoint(this.registry);
+    const endpoint = this.client.endpointsFor(this.registry, "push")[0]!;
     const start = await this.request(endpoint, {
       method: "POST",
       path: "blobs/uploads/",
@@ -636,7 +811,7 @@ export class Repository {
 
   /** PUT a manifest under a tag (or digest); resolves to its digest. */
   async putManifest(target: string, bytes: Uint8Array, mediaType: string): Promise<string> {
-    const endpoint = this.client.endpoint(this.registry);
+    const endpoint = this.client.endpointsFor(this.registry, "push")[0]!;
     const response = await this.request(endpoint, {
       method: "PUT",
       path: `manifests/${target}`,
@@ -656,6 +831,11 @@ export class Repository {
     }
     return digest;
   }
+}
+
+/** Tags are resolved (the `resolve` capability); digests are content (`pull`). */
+function targetCapability(target: string): HostCapability {
+  return target.includes(":") ? "pull" : "resolve";
 }
 
 /** A random suffix for temporary names. */

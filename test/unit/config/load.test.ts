@@ -92,6 +92,29 @@ describe("loadConfig", () => {
     assert.equal(result.config.dataDir, join(dir, "state"));
   });
 
+  it("takes the registry hosts directory from a flag, the environment or the file", async () => {
+    assert.equal(load([]).registryConfigDir, undefined);
+    assert.equal(
+      load(["--registry-config-dir", "certs.d"]).registryConfigDir,
+      join(dir, "certs.d"),
+    );
+    assert.equal(
+      load([], { WASMLET_REGISTRY_CONFIG_DIR: "/etc/wasmlet/certs.d" }).registryConfigDir,
+      "/etc/wasmlet/certs.d",
+    );
+    const file = join(dir, "hosts.yaml");
+    await writeFile(file, "registryConfigDir: certs.d\n");
+    const result = loadConfig({
+      argv: ["--kubeconfig", kubeconfig, "--config", file],
+      env: {},
+      host,
+      cwd: "/",
+    });
+    assert.equal(result.help, false);
+    if (result.help) return;
+    assert.equal(result.config.registryConfigDir, join(dir, "certs.d"));
+  });
+
   it("fails with one line naming the option as the user wrote it", async () => {
     assert.match(
       failure(["--kubeconfig", kubeconfig, "--node-ip", "nope"]),

@@ -1,10 +1,14 @@
 import assert from "node:assert/strict";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { freePort } from "../../../src/devcluster/ports.ts";
 import { isWasmletError } from "../../../src/errors.ts";
 import { MediaType } from "../../../src/images/manifest.ts";
 import { RegistryClient, retryAfterMs, sha256Digest } from "../../../src/images/registry-client.ts";
+import { RegistryHosts } from "../../../src/images/registry-hosts.ts";
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 const servers: Server[] = [];
@@ -188,6 +192,73 @@ describe("registry client", () => {
     assert.equal(mirror.requests.length, 1);
     await client.repository(upstream.address, "missing/app").getManifest("1", 1 << 20);
     assert.equal(upstream.requests.length, 1);
+  });
+
+  it("sends the registry's credentials to the registry only, never to a mirror", async () => {
+    const good = `Basic ${Buffer.from("u:secret").toString("base64")}`;
+    const needsAuth: Handler = (req, res) =>
+      req.headers.authorization === good
+        ? sendManifest(res)
+        : res.writeHead(401, { "www-authenticate": 'Basic realm="r"' }).end();
+    const upstream = await serve(needsAuth);
+    // Mirrors that would take the credentials if they were sent: one by the `mirrors` option,
+    // one by a hosts.toml with a bearer realm of its own.
+    const legacy = await serve(needsAuth);
+    const tokens = await serve((req, res) => {
+      if (req.headers.authorization) return res.writeHead(200).end('{"token":"leaked"}');
+      res.writeHead(401).end();
+    });
+    const hosted = await serve((req, res) =>
+      req.headers.authorization === "Bearer leaked"
+        ? sendManifest(res)
+        : res
+            .writeHead(401, {
+              "www-authenticate": `Bearer realm="http://${tokens.address}/token",service="m"`,
+            })
+            .end(),
+    );
+    const dir = await mkdtemp(join(tmpdir(), "wasmlet-client-hosts-"));
+    after(() => rm(dir, { recursive: true, force: true }));
+    await mkdir(join(dir, upstream.address));
+    await writeFile(
+      join(dir, upstream.address, "hosts.toml"),
+      `[host."http://${hosted.address}"]\ncapabilities = ["pull", "resolve"]\n`,
+    );
+    const client = new RegistryClient({
+      ...fast,
+      retries: 0,
+      mirrors: { [upstream.address]: [`http://${legacy.address}`] },
+      hosts: RegistryHosts.load(dir),
+    });
+    const credential = { username: "u", password: "secret", source: "pull secret 1" };
+    const result = await client
+      .repository(upstream.address, "team/app", [credential])
+      .getManifest("1", 1 << 20);
+    assert.equal(result.digest, sha256Digest(manifest));
+    assert.ok(legacy.requests.length > 0 && hosted.requests.length > 0, "the mirrors were asked");
+    for (const req of [...legacy.requests, ...hosted.requests, ...tokens.requests])
+      assert.equal(req.headers.authorization, undefined, `${req.url} got credentials`);
+    assert.ok(tokens.requests.every((r) => !r.url!.includes("account=")));
+    assert.equal(upstream.requests.at(-1)!.headers.authorization, good, "the registry gets them");
+    // A server elsewhere than the registry's own host is another host: no credentials either,
+    // and its refusal says why.
+    const elsewhere = await serve(needsAuth);
+    await mkdir(join(dir, "reg.example"));
+    await writeFile(
+      join(dir, "reg.example", "hosts.toml"),
+      `server = "http://${elsewhere.address}"\n`,
+    );
+    await assert.rejects(
+      new RegistryClient({ ...fast, retries: 0, hosts: RegistryHosts.load(dir) })
+        .repository("reg.example", "team/app", [credential])
+        .getManifest("1", 1 << 20),
+      (e) =>
+        isWasmletError(e, "WASMLET_ERR_IMAGE_AUTH_FAILED") &&
+        e.message.includes(
+          `host http://${elsewhere.address} (for registry reg.example; it gets no credentials`,
+        ),
+    );
+    assert.equal(elsewhere.requests[0]!.headers.authorization, undefined);
   });
 
   it("verifies manifests fetched by digest and limits their size", async () => {

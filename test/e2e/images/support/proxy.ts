@@ -1,5 +1,5 @@
-// An HTTP proxy in front of a registry for tests: counts requests and can alter blob bodies
-// (a tampering middlebox).
+// An HTTP proxy in front of a registry for tests: counts requests (and records the credentials
+// they carry) and can alter blob bodies (a tampering middlebox).
 import { createServer, request, type Server } from "node:http";
 
 export interface ProxyOptions {
@@ -10,7 +10,7 @@ export interface ProxyOptions {
 }
 
 export class CountingProxy {
-  readonly log: { method: string; path: string }[] = [];
+  readonly log: { method: string; path: string; authorization: string | undefined }[] = [];
   readonly #server: Server;
   readonly address: string;
 
@@ -22,7 +22,11 @@ export class CountingProxy {
   static async start(options: ProxyOptions): Promise<CountingProxy> {
     let proxy: CountingProxy | undefined;
     const server = createServer((req, res) => {
-      proxy?.log.push({ method: req.method ?? "GET", path: req.url ?? "/" });
+      proxy?.log.push({
+        method: req.method ?? "GET",
+        path: req.url ?? "/",
+        authorization: req.headers.authorization,
+      });
       const upstream = request(
         {
           host: options.target.split(":")[0],
