@@ -7,10 +7,11 @@
 // Endpoints plug in with `server.route({...})` before `start()`: a method, a URL, a handler and,
 // when the path mapping is not enough, the authorization it needs (see authz.ts). A route may
 // declare a Node feature it brings (`declares`), which `features()` reports for the Node status.
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Server as HttpServer, IncomingMessage, ServerResponse } from "node:http";
 import type { Server as HttpsServer } from "node:https";
 import fastifyWebsocket from "@fastify/websocket";
 import Fastify, {
+  type FastifyBaseLogger,
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
@@ -84,6 +85,38 @@ const USER = Symbol("wasmlet.user");
 const GRANTED = Symbol("wasmlet.granted");
 
 type AuthedRequest = FastifyRequest & { [USER]?: UserInfo; [GRANTED]?: NodeSubresource };
+
+/**
+ * Registers a route on `app`, which has @fastify/websocket registered, as the kubelet API does
+ * (exported for tests that serve routes without TLS, authn and authz). The plugin upgrades before a
+ * route's handler runs: a request asking to upgrade meets `handler` in preHandler instead, so it
+ * can refuse with an HTTP error before anything is upgraded. Those it lets through are upgraded and
+ * given to `websocket` (closed when the route has none). `context` gives each request's context.
+ */
+export function mountRoute<Log extends FastifyBaseLogger>(
+  app: FastifyInstance<HttpServer | HttpsServer, IncomingMessage, ServerResponse, Log>,
+  route: KubeletRoute,
+  context: (request: FastifyRequest) => RouteContext,
+): void {
+  const { websocket } = route;
+  app.route({
+    method: route.method,
+    url: route.url,
+    config: { access: route.access } satisfies RouteConfig,
+    handler: (request, reply) => route.handler(request, reply, context(request)),
+    preHandler: async (request, reply) => {
+      if (!request.ws) return;
+      reply.header("connection", "close"); // an upgraded socket cannot serve another request
+      await route.handler(request, reply, context(request));
+    },
+    ...(websocket
+      ? {
+          wsHandler: (socket: ChannelSocket, request: FastifyRequest) =>
+            websocket(socket, request, context(request)),
+        }
+      : {}),
+  });
+}
 
 export class KubeletServer {
   readonly #options: KubeletServerOptions;
@@ -201,33 +234,12 @@ export class KubeletServer {
       reply.code(404).type("text/plain; charset=utf-8").send("404 page not found\n"),
     );
 
-    for (const route of this.#routes) {
-      const context = (request: AuthedRequest): RouteContext => ({
-        user: request[USER] as UserInfo,
-        subresource: request[GRANTED] as NodeSubresource,
-        log: request.log as unknown as Logger,
-      });
-      const { websocket } = route;
-      app.route({
-        method: route.method,
-        url: route.url,
-        config: { access: route.access } satisfies RouteConfig,
-        handler: (request: AuthedRequest, reply) => route.handler(request, reply, context(request)),
-        // @fastify/websocket upgrades before a route's handler runs: a WebSocket route's handler
-        // runs here first, so it can refuse with an HTTP error before anything is upgraded.
-        preHandler: async (request: AuthedRequest, reply) => {
-          if (!request.ws) return;
-          reply.header("connection", "close"); // an upgraded socket cannot serve another request
-          await route.handler(request, reply, context(request));
-        },
-        ...(websocket
-          ? {
-              wsHandler: (socket: ChannelSocket, request: AuthedRequest) =>
-                websocket(socket, request, context(request)),
-            }
-          : {}),
-      });
-    }
+    const context = (request: AuthedRequest): RouteContext => ({
+      user: request[USER] as UserInfo,
+      subresource: request[GRANTED] as NodeSubresource,
+      log: request.log as unknown as Logger,
+    });
+    for (const route of this.#routes) mountRoute(app, route, context);
 
     try {
       await app.listen({ host: config.address, port: config.port });

@@ -269,6 +269,49 @@ const sharedLimitPod = async (c: Ctx) => {
   return name;
 };
 
+/** A pod of the hostile guest with these container and spec fields, refused at admission. */
+const refused = (
+  cls: string,
+  fields: { container?: Record<string, unknown>; spec?: Record<string, unknown> },
+  reason: string,
+  message: Text,
+): Row => ({
+  class: cls,
+  input: {
+    kind: "pod",
+    pod: async (c) => ({
+      container: { image: await c.image("hostile"), ...fields.container },
+      ...(fields.spec ? { spec: fields.spec } : {}),
+    }),
+  },
+  expect: { rejected: { reason, message } },
+});
+
+/** One request to the kubelet API as cluster admin (`websocket`: asking to upgrade). */
+const asAdmin = (
+  cls: string,
+  path: HttpInput["path"],
+  status: number,
+  body: Text,
+  input: Pick<HttpInput, "websocket" | "headers"> = {},
+): Row => ({
+  class: cls,
+  input: { kind: "http", as: "admin", path, ...input },
+  expect: { status, body },
+});
+
+/** An exec session into the canary's cat that breaks the protocol with one step, and is closed. */
+const breaking = (cls: string, step: Step, closeCode: number, closeReason = ""): Row => ({
+  class: cls,
+  input: {
+    kind: "session",
+    path: (c) => EXEC_CAT(c, "input=1&output=1"),
+    protocol: V5,
+    steps: [step],
+  },
+  expect: { closeCode, closeReason, stdout: "" },
+});
+
 // ---------------------------------------------------------------------------------------------
 // The corpus
 
@@ -444,83 +487,36 @@ const rows: Row[] = [
   },
 
   // Admission: pods this node refuses before anything runs
-  {
-    class: "hostPath volume on a node that allows none",
-    input: {
-      kind: "pod",
-      pod: async (c) => ({
-        container: {
-          image: await c.image("hostile"),
-          volumeMounts: [{ name: "h", mountPath: "/h" }],
-        },
-        spec: { volumes: [{ name: "h", hostPath: { path: "/etc" } }] },
-      }),
+  refused(
+    "hostPath volume on a node that allows none",
+    {
+      container: { volumeMounts: [{ name: "h", mountPath: "/h" }] },
+      spec: { volumes: [{ name: "h", hostPath: { path: "/etc" } }] },
     },
-    expect: {
-      rejected: {
-        reason: "HostPathNotAllowed",
-        message: `volume "h" mounts hostPath /etc, which this node's configuration does not allow`,
-      },
+    "HostPathNotAllowed",
+    `volume "h" mounts hostPath /etc, which this node's configuration does not allow`,
+  ),
+  refused(
+    "unsupported volume type (nfs)",
+    {
+      container: { volumeMounts: [{ name: "n", mountPath: "/n" }] },
+      spec: { volumes: [{ name: "n", nfs: { server: "nfs.example", path: "/export" } }] },
     },
-  },
-  {
-    class: "unsupported volume type (nfs)",
-    input: {
-      kind: "pod",
-      pod: async (c) => ({
-        container: {
-          image: await c.image("hostile"),
-          volumeMounts: [{ name: "n", mountPath: "/n" }],
-        },
-        spec: { volumes: [{ name: "n", nfs: { server: "nfs.example", path: "/export" } }] },
-      }),
-    },
-    expect: {
-      rejected: {
-        reason: "VolumeTypeNotSupported",
-        message:
-          'volume "n" is of type nfs, which wasmlet does not support (supported: configMap, secret, emptyDir, downwardAPI, projected, and hostPath where the node allows it)',
-      },
-    },
-  },
-  {
-    class: "hostPort mapped to another containerPort",
-    input: {
-      kind: "pod",
-      pod: async (c) => ({
-        container: {
-          image: await c.image("hostile"),
-          ports: [{ containerPort: 8080, hostPort: 80 }],
-        },
-      }),
-    },
-    expect: {
-      rejected: {
-        reason: "HostPortNotSupported",
-        message:
-          'container "main" maps hostPort 80 to containerPort 8080; wasmlet does not forward ports, so hostPort must be unset or equal to containerPort',
-      },
-    },
-  },
-  {
-    class: "one containerPort declared twice in a pod",
-    input: {
-      kind: "pod",
-      pod: async (c) => ({
-        container: {
-          image: await c.image("hostile"),
-          ports: [{ containerPort: 9000 }, { name: "again", containerPort: 9000 }],
-        },
-      }),
-    },
-    expect: {
-      rejected: {
-        reason: "PortConflict",
-        message:
-          "port 9000/TCP is declared twice in the pod (all its containers share one address)",
-      },
-    },
-  },
+    "VolumeTypeNotSupported",
+    'volume "n" is of type nfs, which wasmlet does not support (supported: configMap, secret, emptyDir, downwardAPI, projected, and hostPath where the node allows it)',
+  ),
+  refused(
+    "hostPort mapped to another containerPort",
+    { container: { ports: [{ containerPort: 8080, hostPort: 80 }] } },
+    "HostPortNotSupported",
+    'container "main" maps hostPort 80 to containerPort 8080; wasmlet does not forward ports, so hostPort must be unset or equal to containerPort',
+  ),
+  refused(
+    "one containerPort declared twice in a pod",
+    { container: { ports: [{ containerPort: 9000 }, { name: "again", containerPort: 9000 }] } },
+    "PortConflict",
+    "port 9000/TCP is declared twice in the pod (all its containers share one address)",
+  ),
   {
     class: "port another pod already serves (node network mode)",
     input: {
@@ -537,39 +533,18 @@ const rows: Row[] = [
       },
     },
   },
-  {
-    class: "privileged container",
-    input: {
-      kind: "pod",
-      pod: async (c) => ({
-        container: { image: await c.image("hostile"), securityContext: { privileged: true } },
-      }),
-    },
-    expect: {
-      rejected: {
-        reason: "PrivilegedNotSupported",
-        message:
-          'container "main" asks for privileged mode, which wasmlet cannot grant: a WebAssembly guest is always sandboxed',
-      },
-    },
-  },
-  {
-    class: "hostNetwork pod",
-    input: {
-      kind: "pod",
-      pod: async (c) => ({
-        container: { image: await c.image("hostile") },
-        spec: { hostNetwork: true },
-      }),
-    },
-    expect: {
-      rejected: {
-        reason: "HostNetworkNotSupported",
-        message:
-          "hostNetwork is not supported by wasmlet: pods already use the node's IP, and WebAssembly guests reach the network only through wasmlet's socket proxy",
-      },
-    },
-  },
+  refused(
+    "privileged container",
+    { container: { securityContext: { privileged: true } } },
+    "PrivilegedNotSupported",
+    'container "main" asks for privileged mode, which wasmlet cannot grant: a WebAssembly guest is always sandboxed',
+  ),
+  refused(
+    "hostNetwork pod",
+    { spec: { hostNetwork: true } },
+    "HostNetworkNotSupported",
+    "hostNetwork is not supported by wasmlet: pods already use the node's IP, and WebAssembly guests reach the network only through wasmlet's socket proxy",
+  ),
 
   // Memory
   {
@@ -896,139 +871,75 @@ const rows: Row[] = [
   },
 
   // The kubelet API: malformed requests
-  {
-    class: "containerLogs with a negative sinceSeconds",
-    input: {
-      kind: "http",
-      as: "admin",
-      path: (c) => `/containerLogs/${c.ns}/canary/main?sinceSeconds=-1`,
-    },
-    expect: {
-      status: 400,
-      body: "Invalid request: sinceSeconds: Invalid value: -1: must be greater than 0",
-    },
-  },
-  {
-    class: "containerLogs with tailLines that is not a number",
-    input: {
-      kind: "http",
-      as: "admin",
-      path: (c) => `/containerLogs/${c.ns}/canary/main?tailLines=x`,
-    },
-    expect: { status: 400, body: 'Unable to decode query: tailLines: invalid syntax: "x"' },
-  },
-  {
-    class: "containerLogs with both sinceSeconds and sinceTime",
-    input: {
-      kind: "http",
-      as: "admin",
-      path: (c) =>
-        `/containerLogs/${c.ns}/canary/main?sinceSeconds=5&sinceTime=2024-01-01T00:00:00Z`,
-    },
-    expect: {
-      status: 400,
-      body: "Invalid request: Forbidden: at most one of `sinceTime` or `sinceSeconds` may be specified",
-    },
-  },
-  {
-    class: "path traversal with dot segments in the URL",
-    input: { kind: "http", as: "admin", path: () => "/containerLogs/../../etc/passwd" },
-    expect: { status: 404, body: "404 page not found\n" },
-  },
-  {
-    class: "path traversal with encoded slashes in the container name",
-    input: {
-      kind: "http",
-      as: "admin",
-      path: (c) => `/containerLogs/${c.ns}/canary/..%2f..%2f..%2fetc%2fpasswd`,
-    },
-    expect: { status: 404, body: 'container "../../../etc/passwd" not found in pod "canary"' },
-  },
-  {
-    class: "exec without a command",
-    input: {
-      kind: "http",
-      as: "admin",
-      websocket: true,
-      path: (c) => `/exec/${c.ns}/canary/main?output=1`,
-    },
-    expect: { status: 400, body: "you must specify a command to execute" },
-  },
-  {
-    class: "exec into a container the pod does not have",
-    input: {
-      kind: "http",
-      as: "admin",
-      websocket: true,
-      path: (c) => `/exec/${c.ns}/canary/nosuch?command=toolbox&output=1`,
-    },
-    expect: { status: 404, body: 'container "nosuch" not found in pod "canary"' },
-  },
-  {
-    class: "exec WebSocket offering only unknown subprotocols",
-    input: {
-      kind: "http",
-      as: "admin",
-      websocket: true,
-      headers: { "sec-websocket-protocol": "v3.channel.k8s.io, chat" },
-      path: (c) => `/exec/${c.ns}/canary/main?command=toolbox&output=1`,
-    },
-    expect: {
-      status: 400,
-      body: `requested protocol(s) are not supported: [v3.channel.k8s.io chat]; supports ${PROTOCOLS}`,
-    },
-  },
-  {
-    class: "port-forward to a pod that does not exist",
-    input: { kind: "http", as: "admin", websocket: true, path: (c) => `/portForward/${c.ns}/nope` },
-    expect: { status: 404, body: "pod does not exist" },
-  },
+  asAdmin(
+    "containerLogs with a negative sinceSeconds",
+    (c) => `/containerLogs/${c.ns}/canary/main?sinceSeconds=-1`,
+    400,
+    "Invalid request: sinceSeconds: Invalid value: -1: must be greater than 0",
+  ),
+  asAdmin(
+    "containerLogs with tailLines that is not a number",
+    (c) => `/containerLogs/${c.ns}/canary/main?tailLines=x`,
+    400,
+    'Unable to decode query: tailLines: invalid syntax: "x"',
+  ),
+  asAdmin(
+    "containerLogs with both sinceSeconds and sinceTime",
+    (c) => `/containerLogs/${c.ns}/canary/main?sinceSeconds=5&sinceTime=2024-01-01T00:00:00Z`,
+    400,
+    "Invalid request: Forbidden: at most one of `sinceTime` or `sinceSeconds` may be specified",
+  ),
+  asAdmin(
+    "path traversal with dot segments in the URL",
+    () => "/containerLogs/../../etc/passwd",
+    404,
+    "404 page not found\n",
+  ),
+  asAdmin(
+    "path traversal with encoded slashes in the container name",
+    (c) => `/containerLogs/${c.ns}/canary/..%2f..%2f..%2fetc%2fpasswd`,
+    404,
+    'container "../../../etc/passwd" not found in pod "canary"',
+  ),
+  asAdmin(
+    "exec without a command",
+    (c) => `/exec/${c.ns}/canary/main?output=1`,
+    400,
+    "you must specify a command to execute",
+    { websocket: true },
+  ),
+  asAdmin(
+    "exec into a container the pod does not have",
+    (c) => `/exec/${c.ns}/canary/nosuch?command=toolbox&output=1`,
+    404,
+    'container "nosuch" not found in pod "canary"',
+    { websocket: true },
+  ),
+  asAdmin(
+    "exec WebSocket offering only unknown subprotocols",
+    (c) => `/exec/${c.ns}/canary/main?command=toolbox&output=1`,
+    400,
+    `requested protocol(s) are not supported: [v3.channel.k8s.io chat]; supports ${PROTOCOLS}`,
+    { websocket: true, headers: { "sec-websocket-protocol": "v3.channel.k8s.io, chat" } },
+  ),
+  asAdmin(
+    "port-forward to a pod that does not exist",
+    (c) => `/portForward/${c.ns}/nope`,
+    404,
+    "pod does not exist",
+    { websocket: true },
+  ),
 
   // Exec sessions that break the WebSocket or channel protocol
-  {
-    class: "exec session sending an unmasked frame",
-    input: {
-      kind: "session",
-      path: (c) => EXEC_CAT(c, "input=1&output=1"),
-      protocol: V5,
-      steps: [{ raw: UNMASKED }],
-    },
-    expect: { closeCode: 1002, closeReason: "", stdout: "" },
-  },
-  {
-    class: "exec session sending a reserved opcode",
-    input: {
-      kind: "session",
-      path: (c) => EXEC_CAT(c, "input=1&output=1"),
-      protocol: V5,
-      steps: [{ raw: RESERVED_OPCODE }],
-    },
-    expect: { closeCode: 1002, closeReason: "", stdout: "" },
-  },
-  {
-    class: "exec session announcing a 2 GiB message",
-    input: {
-      kind: "session",
-      path: (c) => EXEC_CAT(c, "input=1&output=1"),
-      protocol: V5,
-      steps: [{ raw: TWO_GIB_HEADER }],
-    },
-    expect: { closeCode: 1009, closeReason: "", stdout: "" },
-  },
-  {
-    class: "exec session sending a v5 stream-close signal without its channel",
-    input: {
-      kind: "session",
-      path: (c) => EXEC_CAT(c, "input=1&output=1"),
-      protocol: V5,
-      steps: [{ message: Buffer.from([255]) }],
-    },
-    expect: {
-      closeCode: 1002,
-      closeReason: "a single channel byte must follow the stream close signal, got 0",
-      stdout: "",
-    },
-  },
+  breaking("exec session sending an unmasked frame", { raw: UNMASKED }, 1002),
+  breaking("exec session sending a reserved opcode", { raw: RESERVED_OPCODE }, 1002),
+  breaking("exec session announcing a 2 GiB message", { raw: TWO_GIB_HEADER }, 1009),
+  breaking(
+    "exec session sending a v5 stream-close signal without its channel",
+    { message: Buffer.from([255]) },
+    1002,
+    "a single channel byte must follow the stream close signal, got 0",
+  ),
   {
     class: "tty exec session flooded with 4 MiB and no newline (F5)",
     input: {

@@ -12,6 +12,7 @@ import { ImageService } from "../../../src/images/image-service.ts";
 import { buildWasmArtifact } from "../../../src/images/push.ts";
 import { RegistryClient, sha256Digest } from "../../../src/images/registry-client.ts";
 import { SharedWork } from "../../../src/images/shared-work.ts";
+import { until } from "../../support/until.ts";
 import { buildModule } from "./support/wasm.ts";
 
 const servers: Server[] = [];
@@ -33,15 +34,6 @@ async function serve(
   servers.push(server);
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   return { address: `127.0.0.1:${(server.address() as { port: number }).port}`, requests };
-}
-
-/** Resolves once `check` holds, polling every few milliseconds (fails after 5 s). */
-async function until(check: () => boolean, what: string): Promise<void> {
-  const deadline = performance.now() + 5000;
-  while (!check()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 const reasonOf = (controller: AbortController) => controller.signal.reason as unknown;

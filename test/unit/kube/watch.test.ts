@@ -5,6 +5,7 @@ import type { V1Pod } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { KubeClient } from "../../../src/kube/client.ts";
 import { ResilientWatch } from "../../../src/kube/watch.ts";
+import { until } from "../../support/until.ts";
 import { FakeApiServer, json } from "./fake-api-server.ts";
 
 const logger = pino({ level: "silent" });
@@ -22,14 +23,6 @@ function pod(name: string, rv: number, phase = "Pending"): V1Pod & Record<string
     spec: { nodeName: "n1", containers: [] },
     status: { phase },
   };
-}
-
-async function until(what: string, probe: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!probe()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 describe("ResilientWatch", () => {
@@ -92,12 +85,12 @@ describe("ResilientWatch", () => {
     watch.start();
     await watch.synced;
     assert.deepEqual(seen.splice(0), ["added a", "added b"]);
-    await until("the first watch", () => watches.length === 1);
+    await until(() => watches.length === 1, "the first watch");
     assert.equal(watches[0]?.rv, "11", "the watch starts at the list's resourceVersion");
 
     send("MODIFIED", pod("a", 12, "Running"));
     send("BOOKMARK", { kind: "Pod", apiVersion: "v1", metadata: { resourceVersion: "13" } });
-    await until("the modification", () => seen.length === 1);
+    await until(() => seen.length === 1, "the modification");
     assert.deepEqual(seen.splice(0), ["modified a Running"]);
     assert.ok(
       lastModified?.metadata?.creationTimestamp instanceof Date,
@@ -107,7 +100,7 @@ describe("ResilientWatch", () => {
 
     // The connection drops: resume from the last version seen (the bookmark's), no relist.
     watches[0]?.response.end();
-    await until("the second watch", () => watches.length === 2);
+    await until(() => watches.length === 2, "the second watch");
     assert.equal(watches[1]?.rv, "13");
     assert.equal(lists, 1);
 
@@ -122,7 +115,7 @@ describe("ResilientWatch", () => {
       reason: "Expired",
       message: "too old resource version",
     });
-    await until("the relist", () => lists === 2 && watches.length === 3);
+    await until(() => lists === 2 && watches.length === 3, "the relist");
     assert.deepEqual(seen.splice(0), ["deleted b", "modified a Running"]);
     assert.equal(watches[2]?.rv, "20");
     assert.equal(syncs, 2);
@@ -130,10 +123,10 @@ describe("ResilientWatch", () => {
     // The API server fails for a while: back off and come back.
     failNextWatch = 2;
     watches[2]?.response.end();
-    await until("recovery after errors", () => watches.length === 4);
+    await until(() => watches.length === 4, "recovery after errors");
     assert.ok(watch.restarts >= 3, `restarts counted (${watch.restarts})`);
     send("ADDED", pod("c", 30));
-    await until("an event after recovery", () => seen.length === 1);
+    await until(() => seen.length === 1, "an event after recovery");
     assert.deepEqual(seen.splice(0), ["added c"]);
     assert.deepEqual(
       watch
@@ -204,12 +197,12 @@ describe("ResilientWatch", () => {
     assert.deepEqual(seen.splice(0), ["added b"], "the list goes on past the handler that threw");
     assert.equal(syncs, 1);
     assert.equal(lists, 1, "a throwing handler does not fail the list");
-    await until("the watch", () => watches.length === 1);
+    await until(() => watches.length === 1, "the watch");
 
     send("MODIFIED", pod("b", 12, "Running"));
     send("DELETED", pod("a", 13));
     send("ADDED", pod("c", 14));
-    await until("the events after those that failed", () => seen.length === 1);
+    await until(() => seen.length === 1, "the events after those that failed");
     assert.deepEqual(seen.splice(0), ["added c"]);
     assert.deepEqual(
       logged.map((entry) => [

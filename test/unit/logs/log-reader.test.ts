@@ -15,6 +15,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Worker } from "node:worker_threads";
 import { formatRfc3339Nano, readContainerLog } from "../../../src/logs/log-reader.ts";
 import { CriLogWriter, rotatedLogFiles } from "../../../src/logs/log-writer.ts";
+import { until } from "../../support/until.ts";
 
 const root = mkdtempSync(join(tmpdir(), "wasmlet-log-reader-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -83,15 +84,6 @@ const POLL_MS = 10_000;
 function idleWaits(t: TestContext, pollMs = POLL_MS): () => number {
   const spy = t.mock.method(globalThis, "setTimeout");
   return () => spy.mock.calls.filter((call) => call.arguments[1] === pollMs).length;
-}
-
-/** Polls (every 2 ms, up to 5 s) until `check` holds. */
-async function until(check: () => boolean, what: string): Promise<void> {
-  const deadline = performance.now() + 5000;
-  while (!check()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(2);
-  }
 }
 
 /**

@@ -4,88 +4,14 @@
 // move themselves (mocked timers and the controller's injected clock).
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, type TestContext, test } from "node:test";
+import { type TestContext, test } from "node:test";
 import type { V1Pod } from "@kubernetes/client-node";
-import { PodController } from "../../../src/pods/controller.ts";
 import { DEFAULT_TIMING, type Timing } from "../../../src/pods/lifecycle-deps.ts";
-import {
-  drained,
-  FakeImages,
-  FakeKube,
-  FakeRuntime,
-  makePod,
-  silentLogger,
-  until,
-} from "./fakes.ts";
+import { controllerBench, drained, type FakeKube, makePod, until } from "./fakes.ts";
 
-const root = await mkdtemp(join(tmpdir(), "wasmlet-controller-"));
-const controllers: PodController[] = [];
-// Every controller is stopped before its directories go: a lifecycle still retrying would write
-// into them while they are removed (and keep the test process alive after a failed assertion).
-after(async () => {
-  await Promise.all(controllers.map((controller) => controller.destroy()));
-  await rm(root, { recursive: true, force: true });
-});
-let harnesses = 0;
-
-function harness(
-  options: {
-    hostPath?: boolean;
-    crashInitialMs?: number;
-    now?: () => Date;
-    timing?: Partial<Timing>;
-  } = {},
-) {
-  harnesses++;
-  const kube = new FakeKube();
-  kube.runtimeClasses.set("wasm", "wasmlet");
-  const images = new FakeImages();
-  const runtime = new FakeRuntime(options.now);
-  const states = new Map<string, string[]>();
-  const dirs = {
-    pods: join(root, `h${harnesses}`, "pods"),
-    logs: join(root, `h${harnesses}`, "logs"),
-  };
-  const make = () => {
-    const controller = new PodController({
-      node: {
-        nodeName: "wasm-node",
-        nodeIPs: ["10.9.0.1"],
-        allocatable: () => ({ cpu: "2", memory: "2Gi" }),
-        podLogsDir: dirs.logs,
-      },
-      podsDir: dirs.pods,
-      hostPath: options.hostPath ?? false,
-      images,
-      runtime,
-      kube,
-      logger: silentLogger,
-      timing: {
-        crashLoop: {
-          initialMs: options.crashInitialMs ?? 40,
-          maxMs: Math.max(160, options.crashInitialMs ?? 0),
-          resetAfterMs: 10_000,
-        },
-        imagePull: { initialMs: 40, maxMs: 160, resetAfterMs: 10_000 },
-        retryMs: 30,
-        errImagePullShowMs: 10,
-        volumeRefreshMs: 30,
-        emptyDirCheckMs: 20,
-        probeSecondMs: 5,
-        ...options.timing,
-      },
-      ...(options.now ? { now: options.now } : {}),
-      onState: (pod, state) => states.set(pod.uid, [...(states.get(pod.uid) ?? []), state]),
-    });
-    controllers.push(controller);
-    return controller;
-  };
-  const controller = make();
-  return { kube, images, runtime, controller, states, dirs, make };
-}
+const { harness } = await controllerBench("wasmlet-controller-");
 
 const uidOf = (pod: V1Pod) => pod.metadata!.uid!;
 const statusOf = (kube: FakeKube, pod: V1Pod) => kube.status(uidOf(pod));

@@ -2,56 +2,15 @@
 // their status, and their life in a running pod (started once, never restarted, stopped with the
 // pod, the pod's other containers untouched).
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { after, test } from "node:test";
+import { test } from "node:test";
 import type { V1Container, V1Pod } from "@kubernetes/client-node";
 import { ephemeralRunSpec } from "../../../src/pods/containers/ephemeral.ts";
-import { PodController } from "../../../src/pods/controller.ts";
 import { ephemeralRecord, recordFromPod } from "../../../src/pods/pod-record.ts";
 import { buildStatus } from "../../../src/pods/status.ts";
-import { FakeImages, FakeKube, FakeRuntime, makePod, silentLogger, until } from "./fakes.ts";
+import { controllerBench, type FakeKube, makePod, until } from "./fakes.ts";
 
-const root = await mkdtemp(join(tmpdir(), "wasmlet-ephemeral-"));
-const controllers: PodController[] = [];
-after(async () => {
-  await Promise.all(controllers.map((controller) => controller.destroy()));
-  await rm(root, { recursive: true, force: true });
-});
-
-function harness() {
-  const kube = new FakeKube();
-  kube.runtimeClasses.set("wasm", "wasmlet");
-  const images = new FakeImages();
-  const runtime = new FakeRuntime();
-  const controller = new PodController({
-    node: {
-      nodeName: "wasm-node",
-      nodeIPs: ["10.9.0.1"],
-      allocatable: () => ({ cpu: "2", memory: "2Gi" }),
-      podLogsDir: join(root, `logs-${controllers.length}`),
-    },
-    podsDir: join(root, `pods-${controllers.length}`),
-    hostPath: false,
-    images,
-    runtime,
-    kube,
-    logger: silentLogger,
-    timing: {
-      crashLoop: { initialMs: 40, maxMs: 160, resetAfterMs: 10_000 },
-      imagePull: { initialMs: 40, maxMs: 160, resetAfterMs: 10_000 },
-      retryMs: 30,
-      errImagePullShowMs: 10,
-      volumeRefreshMs: 30,
-      emptyDirCheckMs: 20,
-      firstStatusHoldMs: 0,
-      probeSecondMs: 5,
-    },
-  });
-  controllers.push(controller);
-  return { kube, images, runtime, controller };
-}
+const bench = await controllerBench("wasmlet-ephemeral-");
+const harness = () => bench.harness({ timing: { firstStatusHoldMs: 0 } });
 
 const ephemeralStatus = (kube: FakeKube, pod: V1Pod, name: string) =>
   (kube.status(pod.metadata!.uid!).ephemeralContainerStatuses ?? []).find(

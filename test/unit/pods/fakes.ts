@@ -2,9 +2,16 @@
 // logic depends on it (404 on a missing object, strategic merge of status conditions by type,
 // instances that exit, stop within grace) and record every call for assertions. Their clock can be
 // the one injected into the controller, and `until` polls on real timers, so tests may mock
-// setTimeout (node:test's mock.timers) and move time themselves.
+// setTimeout (node:test's mock.timers) and move time themselves. `controllerBench` builds a
+// PodController over fresh fakes, in a temporary directory removed after the file's tests.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after } from "node:test";
 import type { V1ConfigMap, V1Pod, V1Secret, V1Service } from "@kubernetes/client-node";
 import pino from "pino";
+import { PodController } from "../../../src/pods/controller.ts";
+import type { Timing } from "../../../src/pods/lifecycle-deps.ts";
 import type {
   EnsuredImage,
   ExecResult,
@@ -17,12 +24,12 @@ import type {
   RunSpec,
   RuntimePort,
 } from "../../../src/pods/ports.ts";
+import type { StateName } from "../../../src/pods/states/state.ts";
 import type { ServiceAccountTokenRequest } from "../../../src/volumes/ports.ts";
 
-export const silentLogger = pino({ level: "silent" });
+export { until } from "../../support/until.ts";
 
-// Taken before any test mocks the timers: polling goes on in real time.
-const realSetTimeout = globalThis.setTimeout;
+export const silentLogger = pino({ level: "silent" });
 
 // The smallest valid module: magic + version.
 export const EMPTY_MODULE = new WebAssembly.Module(
@@ -330,24 +337,6 @@ export class FakeRuntime implements RuntimePort {
   }
 }
 
-/** Polls, in real time even under mocked timers, until `check` returns a truthy value (or throws on timeout with `what`). */
-export async function until<T>(
-  check: () => T | undefined | false,
-  what: string,
-  timeoutMs = 3000,
-): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const value = check();
-    if (typeof (value as { then?: unknown } | undefined)?.then === "function") {
-      throw new Error("until() needs a synchronous check: a promise is always truthy");
-    }
-    if (value) return value;
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => realSetTimeout(resolve, 5));
-  }
-}
-
 /** Lets every promise continuation already queued run (one turn of the event loop, not a wait for time). */
 export function drained(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
@@ -381,4 +370,79 @@ export function makePod(
   };
   if (overrides.status) pod.status = overrides.status;
   return pod;
+}
+
+/** Back-offs and retries in tens of milliseconds, for controllers on the real clock. */
+export const TEST_TIMING: Partial<Timing> = {
+  crashLoop: { initialMs: 40, maxMs: 160, resetAfterMs: 10_000 },
+  imagePull: { initialMs: 40, maxMs: 160, resetAfterMs: 10_000 },
+  retryMs: 30,
+  errImagePullShowMs: 10,
+  volumeRefreshMs: 30,
+  emptyDirCheckMs: 20,
+  probeSecondMs: 5,
+};
+
+export interface HarnessOptions {
+  /** Default 10.9.0.1. */
+  nodeIPs?: string[];
+  /** Default 2 CPUs and 2Gi. */
+  allocatable?: () => Record<string, string>;
+  /** Over TEST_TIMING. */
+  timing?: Partial<Timing>;
+  /** The controller's clock, and the fake runtime's. */
+  now?: () => Date;
+}
+
+/**
+ * A temporary directory (prefix `prefix`) for pod controllers, and `harness()` to make one over
+ * fresh fakes (the runtime class "wasm" handled by wasmlet) with the states it passes through per
+ * pod UID; `make()` makes another over the same fakes and directories, as after a restart. After
+ * the file's tests, every controller is destroyed before the directory goes: a lifecycle still
+ * retrying would write into it while it is removed (and keep the process alive after a failure).
+ */
+export async function controllerBench(prefix: string) {
+  const root = await mkdtemp(join(tmpdir(), prefix));
+  const controllers: PodController[] = [];
+  after(async () => {
+    await Promise.all(controllers.map((controller) => controller.destroy()));
+    await rm(root, { recursive: true, force: true });
+  });
+  let harnesses = 0;
+  function harness(options: HarnessOptions = {}) {
+    harnesses++;
+    const kube = new FakeKube();
+    kube.runtimeClasses.set("wasm", "wasmlet");
+    const images = new FakeImages();
+    const runtime = new FakeRuntime(options.now);
+    const states = new Map<string, StateName[]>();
+    const dirs = {
+      pods: join(root, `h${harnesses}`, "pods"),
+      logs: join(root, `h${harnesses}`, "logs"),
+    };
+    const make = () => {
+      const controller = new PodController({
+        node: {
+          nodeName: "wasm-node",
+          nodeIPs: options.nodeIPs ?? ["10.9.0.1"],
+          allocatable: options.allocatable ?? (() => ({ cpu: "2", memory: "2Gi" })),
+          podLogsDir: dirs.logs,
+        },
+        podsDir: dirs.pods,
+        hostPath: false,
+        images,
+        runtime,
+        kube,
+        logger: silentLogger,
+        timing: { ...TEST_TIMING, ...options.timing },
+        ...(options.now ? { now: options.now } : {}),
+        onState: (pod, state) => states.set(pod.uid, [...(states.get(pod.uid) ?? []), state]),
+      });
+      controllers.push(controller);
+      return controller;
+    };
+    const statesOf = (pod: V1Pod) => states.get(pod.metadata!.uid!) ?? [];
+    return { kube, images, runtime, controller: make(), states, statesOf, dirs, make };
+  }
+  return { root, harness };
 }

@@ -2,24 +2,15 @@
 // 127.0.0.1: the hook runner on its own, then through the pod controller (postStart holds the
 // container back and kills it when it fails; preStop runs before the stop), with network probes.
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, test } from "node:test";
 import type { V1Container, V1Pod } from "@kubernetes/client-node";
-import { PodController } from "../../../src/pods/controller.ts";
 import { runHttpHook, tcpSocketHookMessage } from "../../../src/pods/net-hooks.ts";
-import { FakeImages, FakeKube, FakeRuntime, makePod, silentLogger, until } from "./fakes.ts";
+import { controllerBench, type FakeKube, makePod, until } from "./fakes.ts";
 import { closedPort, httpServer, type Listening } from "./net-servers.ts";
 
-const root = await mkdtemp(join(tmpdir(), "wasmlet-net-hooks-"));
+const bench = await controllerBench("wasmlet-net-hooks-");
 const servers: Listening[] = [];
-const controllers: PodController[] = [];
-after(async () => {
-  await Promise.all(controllers.map((controller) => controller.destroy()));
-  await Promise.all(servers.map((server) => server.close()));
-  await rm(root, { recursive: true, force: true });
-});
+after(() => Promise.all(servers.map((server) => server.close())));
 
 const web = await httpServer((request, response) => {
   if (request.url === "/elsewhere") {
@@ -118,37 +109,7 @@ test("a tcpSocket hook cannot be run: the kubelet's invalid handler message", ()
 
 // ---------------------------------------------------------------- through the pod controller
 
-let harnesses = 0;
-function harness() {
-  harnesses++;
-  const kube = new FakeKube();
-  const runtime = new FakeRuntime();
-  const controller = new PodController({
-    node: {
-      nodeName: "wasm-node",
-      nodeIPs: ["127.0.0.1"],
-      allocatable: () => ({ cpu: "2", memory: "2Gi" }),
-      podLogsDir: join(root, `h${harnesses}`, "logs"),
-    },
-    podsDir: join(root, `h${harnesses}`, "pods"),
-    hostPath: false,
-    images: new FakeImages(),
-    runtime,
-    kube,
-    logger: silentLogger,
-    timing: {
-      crashLoop: { initialMs: 40, maxMs: 160, resetAfterMs: 10_000 },
-      imagePull: { initialMs: 40, maxMs: 160, resetAfterMs: 10_000 },
-      retryMs: 30,
-      errImagePullShowMs: 10,
-      volumeRefreshMs: 30,
-      emptyDirCheckMs: 20,
-      probeSecondMs: 5,
-    },
-  });
-  controllers.push(controller);
-  return { kube, runtime, controller };
-}
+const harness = () => bench.harness({ nodeIPs: ["127.0.0.1"] });
 
 const uidOf = (p: V1Pod) => p.metadata!.uid!;
 const stateOf = (kube: FakeKube, p: V1Pod) => kube.status(uidOf(p)).containerStatuses?.[0]?.state;

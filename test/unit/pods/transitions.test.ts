@@ -3,16 +3,12 @@
 // the driver's overrides: a deletion sends any state's answer to Terminating, a verdict to Failed,
 // always along the table, and the driver applies them.
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { after, test } from "node:test";
-import type { V1Pod } from "@kubernetes/client-node";
-import { PodController } from "../../../src/pods/controller.ts";
+import { test } from "node:test";
+import { DEFAULT_TIMING } from "../../../src/pods/lifecycle-deps.ts";
 import { STATE_NAMES, STATES, TRANSITIONS } from "../../../src/pods/states/index.ts";
 import { drivenNext } from "../../../src/pods/states/overrides.ts";
 import type { StateName } from "../../../src/pods/states/state.ts";
-import { FakeImages, FakeKube, FakeRuntime, makePod, silentLogger, until } from "./fakes.ts";
+import { controllerBench, makePod, until } from "./fakes.ts";
 
 const EXPECTED: Record<string, string[]> = {
   Pending: ["Pulling", "Succeeded", "Failed", "Terminating"],
@@ -104,36 +100,9 @@ test("overrides: deletion → Terminating from every state, a verdict → Failed
   }
 });
 
-const root = await mkdtemp(join(tmpdir(), "wasmlet-transitions-"));
-const controllers: PodController[] = [];
-after(async () => {
-  await Promise.all(controllers.map((c) => c.destroy()));
-  await rm(root, { recursive: true, force: true });
-});
-
-function driver() {
-  const kube = new FakeKube();
-  const images = new FakeImages();
-  const states = new Map<string, StateName[]>();
-  const controller = new PodController({
-    node: {
-      nodeName: "wasm-node",
-      nodeIPs: ["10.9.0.1"],
-      allocatable: () => ({}),
-      podLogsDir: join(root, `logs-${controllers.length}`),
-    },
-    podsDir: join(root, `pods-${controllers.length}`),
-    hostPath: false,
-    images,
-    runtime: new FakeRuntime(),
-    kube,
-    logger: silentLogger,
-    onState: (pod, state) => states.set(pod.uid, [...(states.get(pod.uid) ?? []), state]),
-  });
-  controllers.push(controller);
-  const statesOf = (pod: V1Pod) => states.get(pod.metadata!.uid!) ?? [];
-  return { kube, images, controller, statesOf };
-}
+const bench = await controllerBench("wasmlet-transitions-");
+// The kubelet's own timings, on the real clock.
+const driver = () => bench.harness({ allocatable: () => ({}), timing: DEFAULT_TIMING });
 
 test("the driver sends a state's ordinary answer to Terminating once the pod is being deleted", async () => {
   const { images, controller, statesOf } = driver();

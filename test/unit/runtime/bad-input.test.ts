@@ -114,6 +114,7 @@ test("a guest flooding stdout stays within its log rotation limits and is stoppe
     () =>
       rotatedLogFiles(flood.spec.logPath).length === 2 &&
       rotatedLogFiles(flood.spec.logPath)[1]!.n > 20,
+    "two rotated log files",
   );
   const status = await flood.stop(1000);
   assert.equal(status.exitCode, 143);
@@ -245,7 +246,7 @@ test("guests calling every WASI function with garbage end with a precise status 
   }
   assert.deepEqual(readdirSync(outside), ["keep.txt"]);
   const before = ticks.text().length;
-  await until(() => ticks.text().length > before + 20);
+  await until(() => ticks.text().length > before + 20, "more ticks");
   assert.equal(neighbour.running, true);
   await neighbour.stop(0);
   const after = runtime.run(spec(dir.path, { module: await guest("hello"), args: ["hello"] }));

@@ -60,7 +60,7 @@ test("stopping an exec leaves its container running", async () => {
   const ticker = await runningTicker(await guest("ticker"));
   const out = collector();
   const exec = ticker.exec({ args: ["ticker"], onOutput: out.onOutput });
-  await until(() => out.text().includes("tick 1"));
+  await until(() => out.text().includes("tick 1"), "the first tick");
   const status = await exec.stop(1000);
   assert.equal(status.exitCode, 143);
   assert.equal(out.text(), "tick 1\n");

@@ -8,6 +8,8 @@ import { compileModule } from "../../../src/runtime/module-check.ts";
 import type { ContainerSpec } from "../../../src/runtime/types.ts";
 import { buildGuest, type GuestName } from "../../support/guests.ts";
 
+export { tolerant, until } from "../../support/until.ts";
+
 const modules = new Map<GuestName, Promise<WebAssembly.Module>>();
 
 export function guest(name: GuestName): Promise<WebAssembly.Module> {
@@ -91,19 +93,4 @@ export function collector(): {
     text: (stream = "stdout") =>
       Buffer.concat(chunks.filter((c) => c.stream === stream).map((c) => c.data)).toString(),
   };
-}
-
-export async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const start = Date.now();
-  const holds = () => {
-    try {
-      return condition();
-    } catch {
-      return false;
-    }
-  };
-  while (!holds()) {
-    if (Date.now() - start > timeoutMs) throw new Error("condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }

@@ -164,7 +164,10 @@ test("a container with exclusive CPU gets a thread of its own, shared with its e
   assert.deepEqual(runtime.stats(), { running: 2, guests: 3, workers: 2, busyWorkers: 2 });
   await own.stop(0);
   await exec.exited;
-  await until(() => runtime.stats().workers === 1 && dedicatedThreads() === 0);
+  await until(
+    () => runtime.stats().workers === 1 && dedicatedThreads() === 0,
+    "the dedicated thread to end",
+  );
   await shared.stop(0);
   await runtime.destroy();
 });
@@ -204,8 +207,8 @@ test("a guest killed while it holds open files leaks no host descriptor", async 
     }),
   );
   await container.started;
-  await until(() => fds() >= before + 20);
+  await until(() => fds() >= before + 20, "the descriptors to open");
   await container.stop(0);
-  await until(() => fds() <= before + 1);
+  await until(() => fds() <= before + 1, "the descriptors to close");
   await runtime.destroy();
 });

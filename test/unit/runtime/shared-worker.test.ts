@@ -225,7 +225,10 @@ test("guests together hold no more host descriptors than the node's budget: past
     const out = (c: (typeof hoarders)[0]) => readFileSync(c.spec.logPath).subarray(-2, -1)[0];
     for (const c of hoarders) {
       await c.started;
-      await until(() => existsSync(c.spec.logPath) && readFileSync(c.spec.logPath).length > 0);
+      await until(
+        () => existsSync(c.spec.logPath) && readFileSync(c.spec.logPath).length > 0,
+        "the guest's first output",
+      );
     }
     // Each guest opened until the node's budget of 60 was spent, and was told ENFILE (41).
     assert.deepEqual(
@@ -234,7 +237,7 @@ test("guests together hold no more host descriptors than the node's budget: past
     );
     assert.ok(fds() - before <= 60 + 10, `${fds() - before} descriptors more than before`);
     await Promise.all(hoarders.map((c) => c.stop(0)));
-    await until(() => fds() <= before + 3);
+    await until(() => fds() <= before + 3, "the descriptors to close");
   } finally {
     await runtime.destroy();
   }
@@ -253,7 +256,7 @@ test("a container and its execs share its memory limit: the exec that crosses it
       spec(dir.path, { module: b.bytes(), args: ["main"], memoryLimitBytes: 4 * MiB }),
     );
     await container.started;
-    await until(() => container.memoryBytes() >= 41 * 65536);
+    await until(() => container.memoryBytes() >= 41 * 65536, "41 pages of memory");
     const exec = container.exec({ args: ["extra"], onOutput: () => {} });
     const status = await exec.exited;
     assert.equal(status.reason, "OOMKilled", JSON.stringify(status));

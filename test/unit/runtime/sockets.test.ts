@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
-import { connect, createServer, type Socket } from "node:net";
+import { connect, createServer } from "node:net";
 import { after, before, test } from "node:test";
-import { Runtime } from "../../../src/runtime/index.ts";
+import { type ContainerSpec, Runtime } from "../../../src/runtime/index.ts";
+import type { GuestName } from "../../support/guests.ts";
 import { collector, guest, logText, spec, tempDir, until } from "./helpers.ts";
 
 const dir = tempDir();
@@ -21,17 +22,32 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** One HTTP/1.0 exchange over a raw socket: the whole response. */
-function exchange(port: number, request: string): Promise<string> {
+/**
+ * Writes `data` on a new connection to `port` and collects the answer: all of it, up to the
+ * server's end, or (given `length`) until that many bytes came back.
+ */
+function exchange(port: number, data: string | Buffer, length = Infinity): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const socket: Socket = connect({ host: "127.0.0.1", port });
+    const socket = connect({ host: "127.0.0.1", port });
     const chunks: Buffer[] = [];
-    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
-    socket.on("end", () => resolve(Buffer.concat(chunks).toString()));
+    let got = 0;
+    socket.on("data", (chunk: Buffer) => {
+      chunks.push(chunk);
+      got += chunk.length;
+      if (got >= length) {
+        socket.destroy();
+        resolve(Buffer.concat(chunks));
+      }
+    });
+    socket.on("end", () => resolve(Buffer.concat(chunks)));
     socket.on("error", reject);
-    socket.write(request);
+    socket.write(data);
   });
 }
+
+/** One HTTP/1.0 GET over a raw socket: the whole response. */
+const get = (port: number, path = "/") =>
+  exchange(port, `GET ${path} HTTP/1.0\r\n\r\n`).then(String);
 
 const outbound = { podLoopback: ["127.0.0.0/8"], hostAddresses: [], wasmletPorts: [] };
 
@@ -39,47 +55,43 @@ function network(port: number, maxConnections = 100) {
   return { listen: [{ name: "http", host: "127.0.0.1", port }], maxConnections, outbound };
 }
 
-test("a C guest serves its pre-opened listener with accept, recv and send", async () => {
+/** Runs guest `name` listening on a free port; resolves once its output includes `ready`. */
+async function serving(
+  name: GuestName,
+  ready: string,
+  fields: Partial<ContainerSpec> = {},
+  timeoutMs?: number,
+) {
   const port = await freePort();
   const out = collector();
   const server = runtime.run(
-    spec(dir.path, {
-      module: await guest("c-server"),
-      args: ["c-server"],
-      network: network(port),
-    }),
+    spec(dir.path, { module: await guest(name), args: [name], network: network(port), ...fields }),
   );
   server.onOutput(out.onOutput);
-  await until(() => out.text().includes("listening"));
+  await until(() => out.text().includes(ready), `${name} to print "${ready}"`, timeoutMs);
+  return { port, server, out };
+}
+
+test("a C guest serves its pre-opened listener with accept, recv and send", async () => {
+  const { port, server, out } = await serving("c-server", "listening");
   assert.match(out.text(), /listening on fd 3 \(http\)/);
   for (let i = 1; i <= 3; i++) {
-    const response = await exchange(port, "GET / HTTP/1.0\r\n\r\n");
+    const response = await get(port);
     assert.match(response, /^HTTP\/1\.0 200 OK/);
     assert.ok(response.endsWith(`hello from c, connection ${i}\n`), response);
   }
-  const concurrent = await Promise.all(
-    Array.from({ length: 20 }, () => exchange(port, "GET / HTTP/1.0\r\n\r\n")),
-  );
+  const concurrent = await Promise.all(Array.from({ length: 20 }, () => get(port)));
   assert.equal(concurrent.filter((r) => r.startsWith("HTTP/1.0 200")).length, 20);
-  await exchange(port, "GET /bye HTTP/1.0\r\n\r\n");
+  await get(port, "/bye");
   assert.equal((await server.exited).reason, "Completed");
   // The listener went with the guest.
-  await assert.rejects(exchange(port, "GET / HTTP/1.0\r\n\r\n"), /ECONNREFUSED/);
+  await assert.rejects(get(port), /ECONNREFUSED/);
 });
 
 test("listeners come after the pre-opened directories; LISTEN_FDS* say where", async () => {
-  const port = await freePort();
-  const out = collector();
-  const server = runtime.run(
-    spec(dir.path, {
-      module: await guest("c-server"),
-      args: ["c-server"],
-      mounts: [{ hostPath: dir.path, guestPath: "/data", readOnly: true }],
-      network: network(port),
-    }),
-  );
-  server.onOutput(out.onOutput);
-  await until(() => out.text().includes("listening"));
+  const { server, out } = await serving("c-server", "listening", {
+    mounts: [{ hostPath: dir.path, guestPath: "/data", readOnly: true }],
+  });
   assert.match(out.text(), /listening on fd 4 \(http\)/);
   await server.stop(1000);
 });
@@ -134,7 +146,10 @@ test("past the connection limit new connections are reset, and a warning says so
       third.on("close", () => resolve("closed"));
     });
     assert.match(ended, /ECONNRESET|closed/);
-    await until(() => warnings.some((w) => w.includes("holds 2 connections, its limit")));
+    await until(
+      () => warnings.some((w) => w.includes("holds 2 connections, its limit")),
+      "the connection-limit warning",
+    );
     for (const socket of open) socket.destroy();
     await idle.stop(1000);
   } finally {
@@ -142,48 +157,17 @@ test("past the connection limit new connections are reset, and a warning says so
   }
 });
 
-/** Sends `data` and collects as many bytes back. */
-function echoed(port: number, data: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: "127.0.0.1", port });
-    const chunks: Buffer[] = [];
-    let got = 0;
-    socket.on("data", (chunk: Buffer) => {
-      chunks.push(chunk);
-      got += chunk.length;
-      if (got >= data.length) {
-        socket.destroy();
-        resolve(Buffer.concat(chunks));
-      }
-    });
-    socket.on("error", reject);
-    socket.write(data);
-  });
-}
-
 test("the toolbox guest echoes many clients at once through poll(); megabytes each way", async () => {
-  const port = await freePort();
-  const out = collector();
-  const server = runtime.run(
-    spec(dir.path, { module: await guest("toolbox"), args: ["toolbox"], network: network(port) }),
-  );
-  server.onOutput(out.onOutput);
-  await until(() => out.text().includes("echoing on 1 listener(s)"));
+  const { port, server } = await serving("toolbox", "echoing on 1 listener(s)");
   const payloads = Array.from({ length: 8 }, (_, i) => Buffer.alloc(1024 * 1024 + i, i + 1));
-  const answers = await Promise.all(payloads.map((p) => echoed(port, p)));
+  const answers = await Promise.all(payloads.map((p) => exchange(port, p, p.length)));
   for (const [i, answer] of answers.entries())
     assert.ok(answer.equals(payloads[i]!), `client ${i}`);
   await server.stop(1000);
 });
 
 test("a client that never reads holds the guest's send back instead of filling wasmlet's memory", async () => {
-  const port = await freePort();
-  const out = collector();
-  const server = runtime.run(
-    spec(dir.path, { module: await guest("toolbox"), args: ["toolbox"], network: network(port) }),
-  );
-  server.onOutput(out.onOutput);
-  await until(() => out.text().includes("echoing"));
+  const { port, server } = await serving("toolbox", "echoing");
   const client = connect({ host: "127.0.0.1", port });
   client.pause();
   await new Promise((resolve) => client.on("connect", resolve));
@@ -200,24 +184,18 @@ test("a client that never reads holds the guest's send back instead of filling w
     received += c.length;
   });
   client.resume();
-  await until(() => received >= 8 * 1024 * 1024);
+  await until(() => received >= 8 * 1024 * 1024, "8 MiB back");
   client.destroy();
   await server.stop(1000);
 });
 
 test("Go: net/http serves the pre-opened listener, and a Go guest fetches from it through the socket extension", async () => {
-  const port = await freePort();
-  const out = collector();
-  const server = runtime.run(
-    spec(dir.path, {
-      module: await guest("http-go"),
-      args: ["http-go"],
-      env: { POD_NAME: "web-1" },
-      network: network(port),
-    }),
+  const { port, server } = await serving(
+    "http-go",
+    "listening on http",
+    { env: { POD_NAME: "web-1" } },
+    20_000,
   );
-  server.onOutput(out.onOutput);
-  await until(() => out.text().includes("listening on http"), 20_000);
   const hello = await fetch(`http://127.0.0.1:${port}/`);
   assert.equal(await hello.text(), "hello from web-1\n");
   const body = Buffer.alloc(3 * 1024 * 1024, 9);

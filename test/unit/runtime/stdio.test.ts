@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { Runtime } from "../../../src/runtime/index.ts";
 import { WASI_MODULE } from "../../../src/runtime/wasi-abi.ts";
-import { collector, guest, logText, spec, tempDir, until } from "./helpers.ts";
+import { collector, guest, logText, spec, tempDir, tolerant, until } from "./helpers.ts";
 import { ModuleBuilder, op } from "./wasm-builder.ts";
 
 const dir = tempDir();
@@ -20,7 +20,7 @@ test("stdin is a channel: written data reaches the guest, closing it is end-of-f
   );
   cat.onOutput(out.onOutput);
   await cat.writeStdin("first line\n");
-  await until(() => out.text() === "first line\n");
+  await until(() => out.text() === "first line\n", "the first line back");
   await cat.writeStdin(new TextEncoder().encode("second\n"));
   cat.closeStdin();
   cat.closeStdin();
@@ -61,7 +61,7 @@ test("a guest blocked reading stdin stops at once on request", async () => {
   cat.onOutput(out.onOutput);
   // Its echo proves it is in its read loop: reading again is all it does next.
   await cat.writeStdin("x");
-  await until(() => out.text() === "x");
+  await until(() => out.text() === "x", "the echo");
   const t0 = performance.now();
   const status = await cat.stop(10_000);
   assert.ok(performance.now() - t0 < 2000, "well before the 10 s grace period");
@@ -72,13 +72,19 @@ test("attach: listeners get live output from when they subscribe until they unsu
   const ticker = runtime.run(
     spec(dir.path, { module: await guest("ticker"), args: ["ticker"], env: { TICK_MS: "5" } }),
   );
-  await until(() => logText(ticker.spec.logPath).length >= 2);
+  await until(
+    tolerant(() => logText(ticker.spec.logPath).length >= 2),
+    "two logged ticks",
+  );
   const out = collector();
   const unsubscribe = ticker.onOutput(out.onOutput);
-  await until(() => out.text().split("\n").length >= 4);
+  await until(() => out.text().split("\n").length >= 4, "three ticks");
   unsubscribe();
   const seen = out.text();
-  await until(() => logText(ticker.spec.logPath).length >= seen.split("\n").length + 10);
+  await until(
+    tolerant(() => logText(ticker.spec.logPath).length >= seen.split("\n").length + 10),
+    "ten more logged ticks",
+  );
   assert.equal(out.text(), seen, "nothing after unsubscribing");
   assert.doesNotMatch(seen, /^tick 1\n/, "nothing from before subscribing");
   // Whole ticks in order, all of which are also in the log.

@@ -31,7 +31,7 @@ test("a sleeping guest stops at once on request: exit 143, its neighbours run on
     spec(dir.path, { module: await guest("ticker"), args: ["ticker"], env: { TICK_MS: "60000" } }),
   );
   ticker.onOutput(out.onOutput);
-  await until(() => out.text().includes("tick 1"));
+  await until(() => out.text().includes("tick 1"), "the first tick");
   const t0 = performance.now();
   const status = await ticker.stop(30_000);
   const took = performance.now() - t0;
@@ -100,7 +100,7 @@ test("stopping one container leaves a neighbour running undisturbed", async () =
   await computing(loop);
   await loop.stop(0);
   const ticks = out.text().split("\n").length;
-  await until(() => out.text().split("\n").length > ticks + 3);
+  await until(() => out.text().split("\n").length > ticks + 3, "more ticks");
   assert.equal(neighbour.running, true);
   const status = await neighbour.stop(1000);
   assert.equal(status.exitCode, 143);

@@ -1,5 +1,5 @@
 // exec and attach end to end over real WebSockets: a `ws` client, a fastify server with
-// @fastify/websocket wired as KubeletServer wires WebSocket routes (mountRoute below; no TLS or
+// @fastify/websocket wired as KubeletServer wires WebSocket routes (its mountRoute; no TLS or
 // authn/authz, which are the KubeletServer's and tested with it), and the real Runtime running
 // the test guests `cat` (stdin to stdout, "EOF after N bytes" on stderr, exit $EXIT_CODE) and
 // `ticker` ("tick N" every $TICK_MS).
@@ -31,11 +31,11 @@ import {
   type ExecAttachTarget,
   execRoutes,
   LineDiscipline,
-  type WebSocketRoute,
 } from "../../../src/server/exec-attach.ts";
 import { httpFailure } from "../../../src/server/http-errors.ts";
-import type { RouteContext } from "../../../src/server/server.ts";
+import { mountRoute, type RouteContext } from "../../../src/server/server.ts";
 import { buildGuest, type GuestName } from "../../support/guests.ts";
+import { until } from "../../support/until.ts";
 
 /** The part of the `ws` client these tests use (the package ships no types). */
 interface WsClient {
@@ -121,28 +121,6 @@ class Watched implements Container {
   }
 }
 
-/**
- * Registers a route as KubeletServer.start() does once @fastify/websocket is registered. The
- * plugin sends upgrade requests past `handler`; they meet it in preHandler instead, before any
- * upgrade, so it can refuse them with an HTTP error. Those it lets through are upgraded and given
- * to `websocket` (closed when the route has none).
- */
-function mountRoute(app: FastifyInstance, route: WebSocketRoute, context: RouteContext): void {
-  const { websocket } = route;
-  app.route({
-    method: route.method,
-    url: route.url,
-    handler: (request, reply) => route.handler(request, reply, context),
-    preHandler: async (request, reply) => {
-      if (!request.ws) return;
-      // Taken out of HTTP parsing for the upgrade, the connection cannot serve another request.
-      reply.header("connection", "close");
-      await route.handler(request, reply, context);
-    },
-    wsHandler: websocket && ((socket, request) => websocket(socket, request, context)),
-  });
-}
-
 interface Frame {
   channel: number;
   data: Buffer;
@@ -194,23 +172,11 @@ class Client {
   }
 
   async until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!condition()) {
-      if (Date.now() > deadline) throw new Error(`not in time; frames: ${this.describe()}`);
-      await sleep(10);
-    }
+    await until(condition, () => `the condition; frames: ${this.describe()}`, timeoutMs);
   }
 
   describe(): string {
     return JSON.stringify(this.frames.map((f) => [f.channel, f.data.toString()]));
-  }
-}
-
-async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await sleep(10);
   }
 }
 
@@ -283,7 +249,7 @@ describe("exec and attach over WebSocket", () => {
       log: pino({ level: "silent" }),
     };
     for (const route of [...execRoutes(deps), ...attachRoutes(deps)]) {
-      mountRoute(app, route, context);
+      mountRoute(app, route, () => context);
     }
     await app.listen({ host: "127.0.0.1", port: 0 });
     const address = app.server.address();
@@ -583,7 +549,7 @@ describe("exec and attach over WebSocket", () => {
     assert.equal(ticker.subscriptions, 1);
     client.socket.close();
     await client.closed;
-    await until(() => ticker.subscriptions === 0);
+    await until(() => ticker.subscriptions === 0, "the unsubscription");
     assert.equal(ticker.running, true);
   });
 

@@ -25,31 +25,16 @@ import {
   type PortForwardTarget,
   portForwardRoutes,
 } from "../../../src/server/port-forward.ts";
-import { type KubeletRoute, KubeletServer, type RouteContext } from "../../../src/server/server.ts";
+import { KubeletServer, mountRoute, type RouteContext } from "../../../src/server/server.ts";
 import { ServingCertificates } from "../../../src/server/serving-certificates.ts";
 import { RstStatus } from "../../../src/server/spdy.ts";
+import { until } from "../../support/until.ts";
 import { SpdyTestClient } from "./spdy-client.ts";
 import { createTestCA, type IssuedCert, issue } from "./test-pki.ts";
 import { RawWebSocket } from "./websocket-client.ts";
 
 const T = { timeout: 30_000 };
 const logger = pino({ level: "silent" });
-
-/** Registers a route as KubeletServer.start() does (see exec-attach.test.ts). */
-function mountRoute(app: FastifyInstance, route: KubeletRoute, context: RouteContext): void {
-  const { websocket } = route;
-  app.route({
-    method: route.method,
-    url: route.url,
-    handler: (request, reply) => route.handler(request, reply, context),
-    preHandler: async (request, reply) => {
-      if (!request.ws) return;
-      reply.header("connection", "close");
-      await route.handler(request, reply, context);
-    },
-    wsHandler: websocket && ((socket, request) => websocket(socket, request, context)),
-  });
-}
 
 /** TCP servers standing in for a pod's listeners; they record their connections. */
 class Target {
@@ -74,14 +59,6 @@ class Target {
   close(): void {
     for (const socket of this.sockets) socket.destroy();
     this.server.close();
-  }
-}
-
-async function until(what: string, condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
   }
 }
 
@@ -183,7 +160,7 @@ describe("port-forward", () => {
       subresource: "proxy",
       log: logger,
     };
-    for (const route of routes) mountRoute(app, route, context);
+    for (const route of routes) mountRoute(app, route, () => context);
     await app.listen({ host: "127.0.0.1", port: 0 });
     const { port } = app.server.address() as { port: number };
     base = `127.0.0.1:${port}`;
@@ -435,7 +412,7 @@ describe("port-forward", () => {
     spdy.write(data, "uid");
     await spdy.until("the echo", () => spdy.text(data) === "uid");
     ws.terminate();
-    await until("the tunnel to go", () => true);
+    await until(() => true, "the tunnel to go");
   });
 });
 

@@ -13,17 +13,10 @@ import { serverError } from "../../../src/server/errors.ts";
 import { HealthChecks, healthzRoutes } from "../../../src/server/healthz.ts";
 import { KubeletServer } from "../../../src/server/server.ts";
 import { ServingCertificates } from "../../../src/server/serving-certificates.ts";
+import { untilAsync } from "../../support/until.ts";
 import { createTestCA, httpsRequest, type IssuedCert, issue, type TestCA } from "./test-pki.ts";
 
 const logger = pino({ level: "silent" });
-
-async function until(what: string, probe: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 describe("KubeletServer", () => {
   let dir: string;
@@ -235,10 +228,10 @@ describe("KubeletServer", () => {
     await writeFile(join(dir, "tls.key"), renewed.key);
     await writeFile(join(dir, "tls.crt"), renewed.cert);
     const wanted = new X509Certificate(renewed.cert).serialNumber;
-    await until("the renewed certificate to be served", async () => {
+    await untilAsync(async () => {
       const answer = await httpsRequest(`${base}/healthz`, { client: admin });
       return new X509Certificate(answer.peerCert).serialNumber === wanted;
-    });
+    }, "the renewed certificate to be served");
   });
 
   it("without a client CA, trusts no certificate that Node's default roots vouch for", async () => {
@@ -280,10 +273,10 @@ describe("KubeletServer", () => {
           await writeFile(join(dir, "tls.key"), renewed.key);
           await writeFile(join(dir, "tls.crt"), renewed.cert);
           const wanted = new X509Certificate(renewed.cert).serialNumber;
-          await until("the renewed certificate to be served", async () => {
+          await untilAsync(async () => {
             const served = await httpsRequest(url, { token: "good-token" });
             return new X509Certificate(served.peerCert).serialNumber === wanted;
-          });
+          }, "the renewed certificate to be served");
           assert.equal((await httpsRequest(url, { client: vouched })).status, 401, "renewed");
         } finally {
           await bare.close();
