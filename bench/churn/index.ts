@@ -6,7 +6,7 @@
 // live JS heap, descriptors, threads, files under its data directory. The target: no growth from
 // cycle 2 on (within 10 %), cycle 1 being the baseline that brings every lazily made part into being.
 //
-//   node bench/churn/index.ts [--cycles 10] [--pods 200]
+//   node bench/churn/index.ts [--cycles 10] [--pods 200] [--snapshots DIR]
 import { execFile, spawn } from "node:child_process";
 import { closeSync, openSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -22,11 +22,17 @@ import { LocalRegistry } from "../../src/devcluster/registry.ts";
 import { pushWasmArtifact, RegistryClient } from "../../src/images/index.ts";
 import { KubeClient } from "../../src/kube/client.ts";
 import { buildGuest } from "../../test/support/guests.ts";
-import { forceGc } from "../support/inspector.ts";
+import { forceGc, takeHeapSnapshot } from "../support/inspector.ts";
 
 const run = promisify(execFile);
 const { values } = parseArgs({
-  options: { cycles: { type: "string", default: "10" }, pods: { type: "string", default: "200" } },
+  options: {
+    cycles: { type: "string", default: "10" },
+    pods: { type: "string", default: "200" },
+    // a directory to write a heap snapshot of wasmlet into after each cycle, for leak hunts (taking
+    // one leaves the process's RSS far larger: the RSS column is then no measure)
+    snapshots: { type: "string" },
+  },
 });
 const CYCLES = Number(values.cycles);
 const PODS = Number(values.pods);
@@ -204,6 +210,8 @@ try {
     const t0 = performance.now();
     await cycle(n);
     const s = await sample();
+    if (values.snapshots)
+      await takeHeapSnapshot(inspectPort, join(values.snapshots, `cycle-${n}.heapsnapshot`));
     baseline ??= s;
     rows.push(row(`after cycle ${n} (${((performance.now() - t0) / 1000).toFixed(0)} s)`, s));
     say(rows.at(-1)!);

@@ -162,6 +162,7 @@ export class Workloads implements Component {
         if (state === "Terminated") {
           seenAt.delete(pod.uid);
           this.#runtimePort.forgetPod(pod.uid);
+          void events.forget(pod.uid);
         }
       },
       timing: {

@@ -1,6 +1,8 @@
 // Events that `kubectl describe` shows. Recording never throws and never blocks the caller: a
 // failed write is logged and dropped. The same event repeated within ten minutes is counted on the
-// existing object (series) instead of creating a new one, as client-go's recorder does.
+// existing object (series) instead of creating a new one, as client-go's recorder does. What it
+// remembers of series is bounded: entries leave when their window has passed, when their object is
+// forgotten (a pod gone from the node), and beyond `maxSeries` (the least recently seen first).
 import { type EventsV1Event, V1MicroTime, type V1ObjectReference } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { describeError } from "../errors.ts";
@@ -28,11 +30,14 @@ export interface EventRecorderOptions {
   seriesWindowMs?: number;
   /** The clock of event times and the series window (default: the wall clock). */
   now?: () => Date;
+  /** At most this many series are remembered (default 4096, client-go's cache size). */
+  maxSeries?: number;
 }
 
 export const REPORTING_CONTROLLER = "wasmlet";
 
 interface SeriesEntry {
+  uid: string | undefined;
   namespace: string;
   name: string;
   count: number;
@@ -42,7 +47,11 @@ interface SeriesEntry {
 export class EventRecorder {
   readonly #options: EventRecorderOptions;
   readonly #log: Logger;
+  /** Series by event key, least recently seen first. */
   readonly #series = new Map<string, SeriesEntry>();
+  /** The keys in #series of each object uid, to forget an object's series at once. */
+  readonly #keysByUid = new Map<string, Set<string>>();
+  readonly #maxSeries: number;
   readonly #pending = new Set<Promise<void>>();
   readonly #window: number;
   readonly #now: () => Date;
@@ -54,6 +63,22 @@ export class EventRecorder {
     this.#log = options.logger.child({ component: "events" });
     this.#window = options.seriesWindowMs ?? 10 * 60_000;
     this.#now = options.now ?? (() => new Date());
+    this.#maxSeries = Math.max(1, options.maxSeries ?? 4096);
+  }
+
+  /** How many series are remembered now. */
+  get seriesCount(): number {
+    return this.#series.size;
+  }
+
+  /**
+   * The object with `uid` is gone (a pod deleted from the node): no event about it repeats, so its
+   * series are dropped, once the events already recorded for it are written.
+   */
+  async forget(uid: string): Promise<void> {
+    await this.flush();
+    for (const key of this.#keysByUid.get(uid) ?? []) this.#series.delete(key);
+    this.#keysByUid.delete(uid);
   }
 
   normal(target: EventTarget, reason: string, note: string, action = reason): void {
@@ -118,6 +143,8 @@ export class EventRecorder {
     if (existing && now - existing.last < this.#window) {
       existing.count++;
       existing.last = now;
+      this.#series.delete(key); // to the end: the most recently seen
+      this.#series.set(key, existing);
       try {
         await this.#options.kube.events.patchNamespacedEvent(
           {
@@ -131,7 +158,7 @@ export class EventRecorder {
       } catch (error) {
         if (!isNotFound(error))
           throw apiError(error, `updating event ${existing.namespace}/${existing.name}`);
-        this.#series.delete(key);
+        this.#drop(key);
       }
     }
     const regarding: V1ObjectReference = {
@@ -163,13 +190,13 @@ export class EventRecorder {
         namespace,
         body: event,
       });
-      this.#series.set(key, {
+      this.#remember(key, {
+        uid: target.uid,
         namespace,
         name: created.metadata?.name ?? event.metadata!.name!,
         count: 1,
         last: now,
       });
-      this.#prune(now);
     } catch (error) {
       throw apiError(
         error,
@@ -178,9 +205,31 @@ export class EventRecorder {
     }
   }
 
-  #prune(now: number): void {
-    if (this.#series.size < 1000) return;
-    for (const [key, entry] of this.#series)
-      if (now - entry.last >= this.#window) this.#series.delete(key);
+  #remember(key: string, entry: SeriesEntry): void {
+    this.#drop(key);
+    this.#series.set(key, entry);
+    if (entry.uid !== undefined) {
+      let keys = this.#keysByUid.get(entry.uid);
+      if (!keys) {
+        keys = new Set();
+        this.#keysByUid.set(entry.uid, keys);
+      }
+      keys.add(key);
+    }
+    // Oldest first: drop those whose window has passed, and any beyond the bound.
+    for (const [oldest, first] of this.#series) {
+      if (this.#series.size <= this.#maxSeries && entry.last - first.last < this.#window) break;
+      this.#drop(oldest);
+    }
+  }
+
+  #drop(key: string): void {
+    const entry = this.#series.get(key);
+    if (!entry) return;
+    this.#series.delete(key);
+    if (entry.uid === undefined) return;
+    const keys = this.#keysByUid.get(entry.uid);
+    keys?.delete(key);
+    if (keys?.size === 0) this.#keysByUid.delete(entry.uid);
   }
 }

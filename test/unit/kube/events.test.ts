@@ -108,4 +108,48 @@ describe("EventRecorder", () => {
     assert.equal(api.requests.filter((r) => r.method === "PATCH").length, 0);
     await recorder.close();
   });
+
+  it("forgets the series of an object that is gone, and remembers a bounded number", async () => {
+    api.requests.length = 0;
+    api.handler = (request, response) => {
+      if (request.method === "POST") return json(response, 201, JSON.parse(request.body));
+      return json(response, 200, { kind: "Event", apiVersion: "events.k8s.io/v1", metadata: {} });
+    };
+    let now = Date.parse("2030-01-02T03:04:05.123Z");
+    const recorder = new EventRecorder({
+      kube: new KubeClient(api.kubeConfig()),
+      nodeName: "n1",
+      logger: pino({ level: "silent" }),
+      now: () => new Date(now),
+      maxSeries: 50,
+    });
+    // Pods come and go (churn): each leaves its events behind, and is forgotten when gone.
+    for (let i = 0; i < 20; i++) {
+      const pod = { kind: "Pod", name: `p${i}`, namespace: "ns1", uid: `u-${i}` };
+      for (const reason of ["Pulled", "Created", "Started"])
+        recorder.normal(pod, reason, `${reason} main`);
+      recorder.normal(pod, "Killing", "Stopping main");
+      void recorder.forget(pod.uid); // before the Killing event is written: kept until it is
+    }
+    await recorder.flush();
+    await recorder.forget("u-none");
+    assert.equal(recorder.seriesCount, 0, "no series of a forgotten pod is remembered");
+    // A forgotten object's repeat is a new event, not a series.
+    const gone = { kind: "Pod", name: "p0", namespace: "ns1", uid: "u-0" };
+    recorder.normal(gone, "Pulled", "Pulled main");
+    await recorder.flush();
+    assert.equal(api.requests.filter((r) => r.method === "PATCH").length, 0);
+
+    // Objects never forgotten (the node, pods that stay): at most maxSeries series...
+    for (let i = 0; i < 200; i++)
+      recorder.normal({ kind: "Node", name: "n1", uid: "n-uid" }, "Note", `note ${i}`);
+    await recorder.flush();
+    assert.equal(recorder.seriesCount, 50);
+    // ...and none whose window has passed.
+    now += 10 * 60_000;
+    recorder.normal({ kind: "Node", name: "n1", uid: "n-uid" }, "Note", "later");
+    await recorder.flush();
+    assert.equal(recorder.seriesCount, 1);
+    await recorder.close();
+  });
 });
