@@ -17,6 +17,7 @@ import { pushWasmArtifact, RegistryClient } from "../../../src/images/index.ts";
 import { type CommandResult, eventually, kubectl, testCluster } from "../../support/cluster.ts";
 import { buildGuest } from "../../support/guests.ts";
 import { uniqueNodeName, Wasmlet } from "../../support/wasmlet.ts";
+import { runtimeClassManifest } from "../pods/support.ts";
 
 const NAMESPACE = "faults";
 const RUNTIME_CLASS = "wasmlet";
@@ -122,15 +123,7 @@ before(async () => {
   for (let i = 0; i < 3; i++) nodes.push(await startNode(uniqueNodeName("cp-faults")));
   await kOk(["create", "namespace", NAMESPACE]);
   await kOk(["apply", "-f", "-"], {
-    input: JSON.stringify({
-      apiVersion: "node.k8s.io/v1",
-      kind: "RuntimeClass",
-      metadata: { name: RUNTIME_CLASS },
-      handler: "wasmlet",
-      scheduling: {
-        tolerations: [{ key: "wasmlet.io/wasm", operator: "Exists", effect: "NoSchedule" }],
-      },
-    }),
+    input: runtimeClassManifest(RUNTIME_CLASS),
   });
   await Promise.all(nodes.map((n) => waitForNodeReady(n.nodeName, "True", 60_000)));
   // Pods are refused until the namespace's default ServiceAccount exists.

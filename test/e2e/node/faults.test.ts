@@ -14,7 +14,6 @@ import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { closeSync, openSync, writeSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm, rmdir, stat, unlink } from "node:fs/promises";
-import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -24,6 +23,7 @@ import { LocalRegistry } from "../../../src/devcluster/registry.ts";
 import { pushWasmArtifact, RegistryClient } from "../../../src/images/index.ts";
 import { eventually, kubectl, kubectlOk } from "../../support/cluster.ts";
 import { buildGuest } from "../../support/guests.ts";
+import { GatedProxy } from "../../support/tcp-proxy.ts";
 import { getNode, sample, Wasmlet, waitForReady } from "../../support/wasmlet.ts";
 import {
   applyJson,
@@ -32,6 +32,7 @@ import {
   type PodTestBed,
   phaseIs,
   podManifest,
+  runtimeClassManifest,
   startPodTestBed,
   waitForLogs,
   waitForPod,
@@ -39,77 +40,6 @@ import {
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
-
-/**
- * A TCP proxy in front of the private registry: what the node calls "the registry". It can hold a
- * connection once it has passed `holdAfter` bytes to the node (a download caught mid-blob), and go
- * down with every connection cut (the registry gone).
- */
-class GatedProxy {
-  readonly #target: { host: string; port: number };
-  readonly #sockets = new Set<Socket>();
-  #server: Server | undefined;
-  port = 0;
-  /** Connections hold once they passed this many bytes to the client; undefined: never. */
-  holdAfter: number | undefined;
-  /** Connections held so far. */
-  held = 0;
-
-  constructor(target: string) {
-    const [host = "127.0.0.1", port] = target.split(":");
-    this.#target = { host, port: Number(port) };
-  }
-
-  get address(): string {
-    return `127.0.0.1:${this.port}`;
-  }
-
-  async up(): Promise<void> {
-    const server = createServer((client) => {
-      const upstream = createConnection(this.#target);
-      const limit = this.holdAfter;
-      let passed = 0;
-      let holding = false;
-      for (const s of [client, upstream]) {
-        this.#sockets.add(s);
-        s.on("close", () => {
-          this.#sockets.delete(s);
-          client.destroy();
-          upstream.destroy();
-        });
-        s.on("error", () => {});
-      }
-      client.pipe(upstream);
-      upstream.on("data", (chunk: Buffer) => {
-        if (holding) return;
-        if (limit !== undefined && passed + chunk.length > limit) {
-          client.write(chunk.subarray(0, limit - passed));
-          passed = limit;
-          holding = true;
-          this.held++;
-          upstream.pause();
-          return;
-        }
-        passed += chunk.length;
-        client.write(chunk);
-      });
-      upstream.on("end", () => {
-        if (!holding) client.end();
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(this.port, "127.0.0.1", () => resolve()));
-    this.port = (server.address() as { port: number }).port;
-    this.#server = server;
-  }
-
-  /** Stops listening and cuts every connection. */
-  async down(): Promise<void> {
-    const server = this.#server;
-    this.#server = undefined;
-    for (const socket of this.#sockets) socket.destroy();
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-}
 
 /** The guest with a custom section of `bytes` random bytes appended: valid, runnable, unique. */
 async function padded(guest: "ticker", bytes: number): Promise<Buffer> {
@@ -520,16 +450,7 @@ describe("the data directory's filesystem is full", () => {
     await waitForReady(node.nodeName);
     runtimeClass = `${bed.runtimeClass}-full`;
     await kubectlOk(["apply", "-f", "-"], {
-      input: JSON.stringify({
-        apiVersion: "node.k8s.io/v1",
-        kind: "RuntimeClass",
-        metadata: { name: runtimeClass },
-        handler: "wasmlet",
-        scheduling: {
-          nodeSelector: { "kubernetes.io/hostname": node.nodeName },
-          tolerations: [{ key: "wasmlet.io/wasm", operator: "Exists", effect: "NoSchedule" }],
-        },
-      }),
+      input: runtimeClassManifest(runtimeClass, node.nodeName),
     });
   });
   after(async () => {

@@ -1,62 +1,26 @@
 // The API server goes away and comes back: wasmlet keeps retrying with growing, jittered delays,
 // the real controller-manager marks the node Unknown meanwhile, and when the API server is
-// reachable again the node is Ready again by itself. The outage is a TCP proxy in this test that
-// stops forwarding.
+// reachable again the node is Ready again by itself. The outage is a TCP proxy in front of it
+// (test/support/tcp-proxy.ts) that goes down.
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parse, stringify } from "yaml";
 import { eventually, testCluster } from "../../support/cluster.ts";
+import { GatedProxy } from "../../support/tcp-proxy.ts";
 import { sample, Wasmlet, waitForReady } from "../../support/wasmlet.ts";
-
-class CuttableProxy {
-  readonly #target: { host: string; port: number };
-  readonly #sockets = new Set<Socket>();
-  #server: Server | undefined;
-  port = 0;
-
-  constructor(target: URL) {
-    this.#target = { host: target.hostname, port: Number(target.port) };
-  }
-
-  async up(): Promise<void> {
-    const server = createServer((client) => {
-      const upstream = createConnection(this.#target);
-      for (const s of [client, upstream]) {
-        this.#sockets.add(s);
-        s.on("close", () => this.#sockets.delete(s));
-        s.on("error", () => {
-          client.destroy();
-          upstream.destroy();
-        });
-      }
-      client.pipe(upstream).pipe(client);
-    });
-    await new Promise<void>((resolve) => server.listen(this.port, "127.0.0.1", () => resolve()));
-    this.port = (server.address() as { port: number }).port;
-    this.#server = server;
-  }
-
-  async down(): Promise<void> {
-    const server = this.#server;
-    this.#server = undefined;
-    for (const socket of this.#sockets) socket.destroy();
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-}
 
 describe("API server outage", () => {
   let dir: string;
-  let proxy: CuttableProxy;
+  let proxy: GatedProxy;
   let node: Wasmlet;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "wasmlet-outage-"));
     const cluster = testCluster();
-    proxy = new CuttableProxy(new URL(cluster.apiServerUrl));
+    proxy = new GatedProxy(new URL(cluster.apiServerUrl).host);
     await proxy.up();
     const kubeconfig = parse(await readFile(cluster.kubeconfig, "utf8"));
     for (const entry of kubeconfig.clusters)

@@ -46,16 +46,7 @@ export async function startPodTestBed(
   await waitForReady(wasmlet.nodeName);
   const runtimeClass = `wasm-${namespace.name}`;
   await kubectlOk(["apply", "-f", "-"], {
-    input: JSON.stringify({
-      apiVersion: "node.k8s.io/v1",
-      kind: "RuntimeClass",
-      metadata: { name: runtimeClass },
-      handler: "wasmlet",
-      scheduling: {
-        nodeSelector: { "kubernetes.io/hostname": wasmlet.nodeName },
-        tolerations: [{ key: "wasmlet.io/wasm", operator: "Exists", effect: "NoSchedule" }],
-      },
-    }),
+    input: runtimeClassManifest(runtimeClass, wasmlet.nodeName),
   });
   const pushed = new Map<GuestName, Promise<string>>();
   return {
@@ -131,6 +122,20 @@ export async function kubectlStatus(namespace: string, name: string): Promise<st
 
 export async function logsOf(namespace: string, pod: string, args: string[] = []): Promise<string> {
   return kubectlOk(["-n", namespace, "logs", pod, ...args]);
+}
+
+/** A RuntimeClass for wasmlet nodes: tolerating their taint and, given `nodeName`, pinned to it. */
+export function runtimeClassManifest(name: string, nodeName?: string): string {
+  return JSON.stringify({
+    apiVersion: "node.k8s.io/v1",
+    kind: "RuntimeClass",
+    metadata: { name },
+    handler: "wasmlet",
+    scheduling: {
+      ...(nodeName ? { nodeSelector: { "kubernetes.io/hostname": nodeName } } : {}),
+      tolerations: [{ key: "wasmlet.io/wasm", operator: "Exists", effect: "NoSchedule" }],
+    },
+  });
 }
 
 /** A pod pinned to the test bed's node with one container `main` (restartPolicy Never unless `spec` says otherwise). */

@@ -16,6 +16,7 @@ import {
   testCluster,
 } from "../../support/cluster.ts";
 import { Wasmlet, waitForReady } from "../../support/wasmlet.ts";
+import { runtimeClassManifest } from "../pods/support.ts";
 import { ROOT, run } from "./support.ts";
 
 let namespace: Awaited<ReturnType<typeof createNamespace>>;
@@ -38,16 +39,7 @@ before(async () => {
   await waitForReady(node.nodeName);
   runtimeClass = `wasm-${namespace.name}`;
   await kubectlOk(["apply", "-f", "-"], {
-    input: JSON.stringify({
-      apiVersion: "node.k8s.io/v1",
-      kind: "RuntimeClass",
-      metadata: { name: runtimeClass },
-      handler: "wasmlet",
-      scheduling: {
-        nodeSelector: { "kubernetes.io/hostname": node.nodeName },
-        tolerations: [{ key: "wasmlet.io/wasm", operator: "Exists", effect: "NoSchedule" }],
-      },
-    }),
+    input: runtimeClassManifest(runtimeClass, node.nodeName),
   });
   env = { ...process.env, PATH: `${join(ROOT, "node_modules/.bin")}:${process.env.PATH}` };
 });
