@@ -19,15 +19,15 @@
 //   body stream and the retries, with the signal's reason.
 import { createHash, randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { getCACertificates, rootCertificates } from "node:tls";
+import { getCACertificates } from "node:tls";
 import { Agent, type Dispatcher } from "undici";
 import type { RegistryCredential } from "./credentials.ts";
 import { imageError } from "./errors.ts";
 import { MANIFEST_ACCEPT } from "./manifest.ts";
 import { isLoopbackRegistry, registryHost } from "./reference.ts";
 import {
-  ALL_CAPABILITIES,
   type ConfiguredHost,
+  defaultServer,
   type HostCapability,
   RegistryHosts,
 } from "./registry-hosts.ts";
@@ -180,12 +180,6 @@ function normalizeHost(host: string, scheme = "https"): string {
   }
 }
 
-function defaultCAs(): string[] {
-  return typeof getCACertificates === "function"
-    ? getCACertificates("default")
-    : [...rootCertificates];
-}
-
 export class RegistryClient {
   readonly #plainHttp: Set<string>;
   readonly #mirrors: Map<string, readonly string[]>;
@@ -266,18 +260,7 @@ export class RegistryClient {
       };
     });
     const namespace = this.#hosts.lookup(registry);
-    const configured = namespace?.hosts ?? [
-      {
-        scheme: undefined,
-        host: undefined,
-        path: "/v2",
-        capabilities: ALL_CAPABILITIES,
-        tls: undefined,
-        headers: {},
-        dialTimeoutMs: undefined,
-        server: true,
-      },
-    ];
+    const configured = namespace?.hosts ?? [defaultServer()];
     const hosts = configured.map((h): Endpoint => {
       const scheme =
         h.scheme ??
@@ -309,7 +292,7 @@ export class RegistryClient {
     if (!agent) {
       const connect: Record<string, unknown> = {};
       const tls = host.tls;
-      if (tls?.ca.length) connect.ca = [...defaultCAs(), ...tls.ca];
+      if (tls?.ca.length) connect.ca = [...getCACertificates("default"), ...tls.ca];
       if (tls?.certs.length) {
         connect.cert = tls.certs.map((c) => c.cert);
         connect.key = tls.certs.map((c) => c.key);

@@ -56,6 +56,20 @@ export interface ConfiguredHost {
   server: boolean;
 }
 
+/** The registry's own host with every capability and default settings (but `tls`). */
+export function defaultServer(tls?: HostTls): ConfiguredHost {
+  return {
+    scheme: undefined,
+    host: undefined,
+    path: "/v2",
+    capabilities: ALL_CAPABILITIES,
+    tls,
+    headers: {},
+    dialTimeoutMs: undefined,
+    server: true,
+  };
+}
+
 /** One host namespace: its hosts in the order they are tried, the server last. */
 export interface HostNamespace {
   /** The hosts.toml (or, for Docker's certificate files, the directory) it came from. */
@@ -321,18 +335,7 @@ function certificateFiles(dir: string): ConfiguredHost[] {
       tls.certs.push(readClientPair(cert, existsSync(key) ? key : cert));
     }
   }
-  return [
-    {
-      scheme: undefined,
-      host: undefined,
-      path: "/v2",
-      capabilities: ALL_CAPABILITIES,
-      tls,
-      headers: {},
-      dialTimeoutMs: undefined,
-      server: true,
-    },
-  ];
+  return [defaultServer(tls)];
 }
 
 /** The host namespaces under a `--registry-config-dir`, read and checked once. */
